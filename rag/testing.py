@@ -1,0 +1,79 @@
+"""Deterministic stand-ins for the real models, for fast tests of the whole chain.
+
+The fake encoder is a hashed bag of words (each lower-cased word seeds a SHA-256 vector), so
+texts sharing words are close and retrieval over it behaves like a crude lexical search:
+good enough to test ranking, fusion and abstention without loading a model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+
+from rag.types import DecodingParams, FloatArray
+
+_WORD = re.compile(r"\w+|[^\w\s]", re.UNICODE)
+
+
+class FakeEncoder:
+    name = "fake-hash-encoder"
+
+    def __init__(self, dimension: int = 64, max_tokens: int = 128) -> None:
+        self.dimension = dimension
+        self.max_tokens = max_tokens
+        self.calls = 0  # texts embedded so far: lets tests prove nothing was re-embedded
+
+    def _word_vector(self, word: str) -> FloatArray:
+        seed = int.from_bytes(hashlib.sha256(word.encode()).digest()[:8], "little")
+        return np.random.default_rng(seed).standard_normal(self.dimension).astype(np.float32)
+
+    def embed(self, texts: Sequence[str]) -> FloatArray:
+        self.calls += len(texts)
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        for i, text in enumerate(texts):
+            for m in _WORD.finditer(text.lower()):
+                if m.group().isalnum():
+                    out[i] += self._word_vector(m.group())
+            norm = float(np.linalg.norm(out[i]))
+            if norm > 0:
+                out[i] /= norm
+        return out
+
+    def token_offsets(self, text: str) -> list[tuple[int, int]]:
+        return [m.span() for m in _WORD.finditer(text)]
+
+
+class FakeGenerator:
+    """Answers by echoing the first sentence of the first numbered passage, citing it.
+
+    It reads the prompt the chain built, so tests see that passages reached the decoder.
+    ``script`` replaces that behaviour with a fixed reply (streamed word by word).
+    """
+
+    name = "fake-generator"
+
+    def __init__(self, context_window: int = 2048, script: str | None = None) -> None:
+        self.context_window = context_window
+        self.script = script
+        self.prompts: list[Sequence[dict[str, str]]] = []
+
+    def count_tokens(self, text: str) -> int:
+        return len(_WORD.findall(text))
+
+    def stream(self, messages: Sequence[dict[str, str]], params: DecodingParams) -> Iterator[str]:
+        self.prompts.append(list(messages))
+        reply = self.script if self.script is not None else self._echo(messages[-1]["content"])
+        words = reply.split(" ")
+        for i, w in enumerate(words[: params.max_new_tokens]):
+            yield w if i == 0 else " " + w
+
+    @staticmethod
+    def _echo(prompt: str) -> str:
+        m = re.search(r"\[1\][^\n]*\n(.+)", prompt)
+        if not m:
+            return "I don't know."
+        sentence = re.split(r"(?<=[.!?])\s", m.group(1).strip().strip('"'))[0]
+        return f"{sentence} [1]"

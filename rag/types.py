@@ -1,0 +1,140 @@
+"""Value types and the protocols at the seams between stages.
+
+LangChain's ``Document`` carries chunks across the retriever seam (so the chain composes
+with the ecosystem); these dataclasses carry them everywhere else, typed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+import numpy.typing as npt
+from langchain_core.documents import Document
+
+FloatArray = npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A piece of one document, small enough for the encoder to see whole."""
+
+    source: str  # path relative to the corpus root, POSIX separators
+    page: int | None  # 1-based page for PDFs, None for single-page formats
+    start: int  # character offset of the chunk in its page (or document) text
+    end: int
+    text: str
+    id: str = ""  # stable id; derived from the fields above when left empty
+
+    def __post_init__(self) -> None:
+        if not self.id:
+            object.__setattr__(self, "id", chunk_id(self.source, self.page, self.start, self.text))
+
+    def to_document(self, **scores: float | None) -> Document:
+        meta: dict[str, object] = {
+            "id": self.id,
+            "source": self.source,
+            "page": self.page,
+            "start": self.start,
+            "end": self.end,
+        }
+        meta.update(scores)
+        return Document(page_content=self.text, metadata=meta, id=self.id)
+
+    @staticmethod
+    def from_document(doc: Document) -> Chunk:
+        m = doc.metadata
+        return Chunk(
+            source=str(m["source"]),
+            page=None if m.get("page") is None else int(m["page"]),
+            start=int(m.get("start", 0)),
+            end=int(m.get("end", len(doc.page_content))),
+            text=doc.page_content,
+            id=str(m.get("id", "")),
+        )
+
+
+def chunk_id(source: str, page: int | None, start: int, text: str) -> str:
+    """Same file content -> same ids, so re-ingesting unchanged files keeps citations stable."""
+    h = hashlib.sha256(f"{source}\x00{page}\x00{start}\x00{text}".encode())
+    return h.hexdigest()[:20]
+
+
+@dataclass(frozen=True)
+class Page:
+    """Text of one page (PDF) or of a whole document (other formats, page=None)."""
+
+    number: int | None
+    text: str
+
+
+@dataclass(frozen=True)
+class ParsedDocument:
+    source: str  # relative to corpus root
+    pages: list[Page]
+
+
+@dataclass(frozen=True)
+class Source:
+    """A passage shown to the user and numbered in the prompt as [n]."""
+
+    n: int
+    source: str
+    page: int | None
+    score: float
+    text: str
+    chunk_id: str = ""
+    start: int = 0
+    end: int = 0
+
+
+@dataclass
+class Answer:
+    text: str
+    abstained: bool
+    sources: list[Source]
+    # n of the sources the answer text cites with [n] markers.
+    cited: list[int] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+# --- protocols at the seams ------------------------------------------------------------
+
+
+@runtime_checkable
+class Encoder(Protocol):
+    """Turns texts into unit-length vectors; also the token counter the splitter uses."""
+
+    name: str  # recorded in the index manifest
+    dimension: int
+    max_tokens: int  # longest input (in its own tokens, specials excluded) seen whole
+
+    def embed(self, texts: Sequence[str]) -> FloatArray: ...
+
+    def token_offsets(self, text: str) -> list[tuple[int, int]]:
+        """Character span of each token of ``text`` (special tokens excluded)."""
+        ...
+
+
+class Generator(Protocol):
+    """A chat decoder that streams text."""
+
+    name: str
+    context_window: int
+
+    def count_tokens(self, text: str) -> int: ...
+
+    def stream(self, messages: Sequence[dict[str, str]], params: DecodingParams) -> Iterator[str]: ...
+
+
+@dataclass(frozen=True)
+class DecodingParams:
+    max_new_tokens: int = 96
+    do_sample: bool = False
+    temperature: float = 0.7
+    top_k: int = 50
+    top_p: float = 0.95
+    repetition_penalty: float = 1.1

@@ -1,0 +1,1 @@
+"""The `rag` console command: argument parsing at the edge, nothing else."""

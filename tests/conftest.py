@@ -1,0 +1,36 @@
+"""Shared fixtures. Real models are loaded once per test session and shared."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+# Nothing may download at run time; set before any Hugging Face import.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from rag.settings import Settings
+from rag.testing import FakeEncoder
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Settings with every writable path inside the test's tmp dir."""
+    return Settings(indexes_dir=tmp_path / "indexes", model_cache_dir=tmp_path / "cache")
+
+
+@pytest.fixture
+def fake_encoder() -> FakeEncoder:
+    return FakeEncoder()
+
+
+@pytest.fixture(scope="session")
+def real_encoder() -> Iterator[object]:
+    from rag.embed import build_encoder
+
+    yield build_encoder(Settings())
