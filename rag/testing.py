@@ -47,9 +47,10 @@ class FakeEncoder:
 
 
 class FakeGenerator:
-    """Answers by echoing the first sentence of the first numbered passage, citing it.
+    """Answers by echoing the first sentence of passage [1] of the prompt, citing it.
 
-    It reads the prompt the chain built, so tests see that passages reached the decoder.
+    It reads the prompt the chain built (the last user message, in the layout of
+    ``rag.prompt.format_passage``), so tests see that passages reached the decoder.
     ``script`` replaces that behaviour with a fixed reply (streamed word by word).
     """
 
@@ -59,21 +60,29 @@ class FakeGenerator:
         self.context_window = context_window
         self.script = script
         self.prompts: list[Sequence[dict[str, str]]] = []
+        self.closed = 0  # streams closed before their end (the chain stopped early)
 
     def count_tokens(self, text: str) -> int:
         return len(_WORD.findall(text))
 
     def stream(self, messages: Sequence[dict[str, str]], params: DecodingParams) -> Iterator[str]:
         self.prompts.append(list(messages))
-        reply = self.script if self.script is not None else self._echo(messages[-1]["content"])
+        user = [m["content"] for m in messages if m["role"] == "user"]
+        reply = self.script if self.script is not None else self._echo(user[-1] if user else "")
         words = reply.split(" ")
-        for i, w in enumerate(words[: params.max_new_tokens]):
-            yield w if i == 0 else " " + w
+        emitted = 0
+        try:
+            for i, w in enumerate(words[: params.max_new_tokens]):
+                yield w if i == 0 else " " + w
+                emitted += 1
+        finally:
+            if emitted < min(len(words), params.max_new_tokens):
+                self.closed += 1
 
     @staticmethod
     def _echo(prompt: str) -> str:
-        m = re.search(r"\[1\][^\n]*\n(.+)", prompt)
+        m = re.search(r'\[1\][^\n]*\n"""\n(.+?)\n"""', prompt, re.DOTALL)
         if not m:
             return "I don't know."
-        sentence = re.split(r"(?<=[.!?])\s", m.group(1).strip().strip('"'))[0]
+        sentence = re.split(r"(?<=[.!?])\s", m.group(1).strip())[0]
         return f"{sentence} [1]"

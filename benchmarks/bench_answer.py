@@ -1,0 +1,92 @@
+"""Answer latency of the default decoder: load (cold / warm cache), time to first token, total.
+
+Cold = no conversion cache (a fresh temporary model_cache_dir: the GGUF is dequantised and
+the converted weights written); warm = the cache just written is loaded. Answers go through
+the real chain (prompt budget, newline stop, citations) with 4 SQuAD dev paragraphs as the
+retrieved passages; the figures are medians over a few questions.
+
+    HF_HUB_OFFLINE=1 PYTHONPATH=. python benchmarks/bench_answer.py [--questions 5] [--threads N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from langchain_core.callbacks import CallbackManagerForRetrieverRun
+from langchain_core.documents import Document
+from langchain_core.retrievers import BaseRetriever
+
+from rag.chain import RagChain, decoding_params
+from rag.generate import build_generator
+from rag.settings import Settings
+
+SQUAD = Path("/work/shared/evaldata/squad_v1.1/dev-v1.1.json")
+
+
+class FixedPassages(BaseRetriever):
+    """Returns the passages it was given, whatever the query: the retriever is not timed."""
+
+    docs: list[Document]
+
+    def _get_relevant_documents(
+        self, query: str, *, run_manager: CallbackManagerForRetrieverRun
+    ) -> list[Document]:
+        return self.docs
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--questions", type=int, default=5)
+    ap.add_argument("--passages", type=int, default=4)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    with tempfile.TemporaryDirectory(prefix="docchat-bench-") as tmp:
+        settings = Settings(model_cache_dir=Path(tmp))
+        cold = build_generator(settings)
+        warm = build_generator(settings)
+    gen = warm
+    print(f"decoder {gen.name} on {gen.device}, torch threads {torch.get_num_threads()}")
+    print(f"load cold (dequantise + write cache): {cold.load_seconds:.1f} s")
+    print(f"load warm (cache present):            {warm.load_seconds:.1f} s")
+    del cold
+
+    data = json.loads(SQUAD.read_text())["data"]
+    paras = [(a["title"], p) for a in data for p in a["paragraphs"]]
+    rng = random.Random(args.seed)
+    ttft: list[float] = []
+    total: list[float] = []
+    for _ in range(args.questions):
+        picked = rng.sample(paras, args.passages)
+        question = picked[0][1]["qas"][0]["question"]
+        docs = [
+            Document(page_content=p["context"], metadata={
+                "id": f"{title}-{i}", "source": f"{title}.txt", "page": None, "start": 0,
+                "end": len(p["context"]), "score": 1.0 / (i + 1), "dense_score": 0.9, "rank": i + 1,
+            })
+            for i, (title, p) in enumerate(picked)
+        ]
+        chain = RagChain(FixedPassages(docs=docs), gen, abstain_threshold=0.0,
+                         params=decoding_params(settings))
+        answer = chain.invoke(question)
+        ttft.append(answer.timings["first_token_s"])
+        total.append(answer.timings["total_s"])
+        print(f"  {answer.timings['first_token_s']:.2f} s / {answer.timings['total_s']:.2f} s  "
+              f"Q: {question[:60]!r} -> {answer.text[:60]!r}")
+    print(f"{args.passages} passages, median of {args.questions} questions: "
+          f"first token {statistics.median(ttft):.2f} s, total {statistics.median(total):.2f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

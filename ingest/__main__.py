@@ -1,0 +1,8 @@
+"""``python -m ingest CORPUS_DIR --index INDEX_DIR``: same as ``rag ingest``."""
+
+import sys
+
+from ingest.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,150 @@
+"""The ingest script: ``rag ingest CORPUS_DIR --index INDEX_DIR [--rebuild] [--json]``.
+
+Also ``python -m ingest ...``. Exit status: 0 done; 1 nothing could be ingested or the
+index cannot be written (locked, built with another encoder); 2 usage error (e.g. the
+corpus folder is missing); 130 interrupted (the previous index is intact).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+# Keep this module light: `rag --help` imports it. The pipeline (torch, pypdf) is imported
+# in run().
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("corpus_dir", type=Path, metavar="CORPUS_DIR",
+                        help="folder of documents (PDF, text, Markdown, HTML), searched "
+                        "recursively")
+    parser.add_argument("--index", type=Path, default=None, metavar="INDEX_DIR",
+                        help="index folder to create or update "
+                        "(default: RAG_INDEXES_DIR/default)")
+    parser.add_argument("--rebuild", action="store_true",
+                        help="start over: re-embed every file instead of only new or changed ones")
+    parser.add_argument("--json", action="store_true",
+                        help="print the summary as one JSON object on stdout")
+    parser.add_argument("--workers", type=int, default=None, metavar="N",
+                        help="parser processes (default RAG_PARSE_WORKERS; 0 = one per CPU core)")
+    parser.add_argument("--batch-size", type=int, default=None, metavar="N",
+                        help="chunks per embedding batch (default RAG_EMBED_BATCH_SIZE)")
+    parser.add_argument("--device", default=None,
+                        help="'auto', 'cpu', 'cuda', 'cuda:1', ... (default RAG_DEVICE)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+class _Bars:
+    """tqdm bars on stderr, one per stage, driven by the pipeline's progress callback."""
+
+    _UNITS: ClassVar[dict[str, str]] = {"parse": "file", "embed": "chunk", "index": "commit"}
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.bars: dict[str, Any] = {}
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        from tqdm import tqdm
+
+        bar = self.bars.get(stage)
+        if bar is None:
+            bar = self.bars[stage] = tqdm(desc=f"{stage:>5}", total=total, file=sys.stderr,
+                                          unit=self._UNITS.get(stage, "it"), dynamic_ncols=True)
+        if bar.total != total:
+            bar.total = total  # the embed total grows as files get split
+        bar.update(done - bar.n)
+
+    def close(self) -> None:
+        for bar in self.bars.values():
+            bar.close()
+
+
+def run(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from rag.settings import Settings
+
+    try:
+        settings = Settings()  # type: ignore[call-arg]  # mypy misreads Field(default)
+        updates: dict[str, object] = {}
+        if args.workers is not None:
+            updates["parse_workers"] = args.workers
+        if args.batch_size is not None:
+            updates["embed_batch_size"] = args.batch_size
+        if args.device is not None:
+            updates["device"] = args.device
+        if updates:
+            # model_copy does not validate: validate so that bad flags fail here, by name.
+            settings = Settings.model_validate({**settings.model_dump(), **updates})
+    except ValidationError as e:
+        print(f"error: invalid setting: {e}", file=sys.stderr)
+        return 2
+    corpus: Path = args.corpus_dir
+    if not corpus.is_dir():
+        why = "does not exist" if not corpus.exists() else "is not a folder"
+        print(f"error: corpus folder {str(corpus)!r} {why}", file=sys.stderr)
+        return 2
+    index_dir: Path = args.index if args.index is not None else settings.index_path("default")
+
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    from ingest.pipeline import ingest_folder
+    from rag.store import StoreError
+
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    bars = _Bars(enabled=not args.no_progress)
+    try:
+        with logging_redirect_tqdm():
+            summary = ingest_folder(corpus, index_dir, settings, rebuild=args.rebuild,
+                                    progress=bars)
+    except StoreError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: the index at {index_dir} is as it was at its last commit",
+              file=sys.stderr)
+        return 130
+    finally:
+        bars.close()
+
+    if args.json:
+        print(json.dumps(summary.to_json()))
+    else:
+        print(format_summary(summary.to_json()))
+    nothing = summary.total_files == 0 or (summary.files_failed and summary.files_ok == 0)
+    if nothing:
+        print("error: nothing could be ingested", file=sys.stderr)
+        return 1
+    return 0
+
+
+def format_summary(s: dict[str, Any]) -> str:
+    lines = [
+        f"ingested {s['files_ok']} file(s): {s['pages']} pages, {s['chunks']} chunks in "
+        f"{s['seconds']:.1f} s ({s['chunks_per_s']:.1f} chunks/s); "
+        f"{s['files_unchanged']} unchanged, {s['files_removed']} removed, "
+        f"{len(s['files_skipped'])} skipped, {len(s['files_failed'])} failed",
+        f"index {s['index']}: {s['total_files']} files, {s['total_chunks']} chunks",
+    ]
+    for kind in ("files_failed", "files_skipped", "warnings"):
+        for item in s[kind]:
+            lines.append(f"  {kind.removeprefix('files_')}: {item['path']}: {item['reason']}")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    import os
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    parser = argparse.ArgumentParser(prog="python -m ingest", description=__doc__.split("\n")[0])
+    add_arguments(parser)
+    return run(parser.parse_args(argv))

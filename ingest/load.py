@@ -1,0 +1,287 @@
+"""Parse one file into a ``ParsedDocument``: PDF per page (1-based), text, Markdown, HTML.
+
+``parse_file`` is a pure function of a path, so it can run in a worker process (see
+``ingest.runner``). It never raises for a bad document: the outcome says what went wrong,
+because one corrupt file must not stop a folder of thousands.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rag.types import Page, ParsedDocument
+
+log = logging.getLogger(__name__)
+
+PDF_SUFFIXES = frozenset({".pdf"})
+TEXT_SUFFIXES = frozenset({".txt", ".text", ".md", ".markdown", ".rst"})
+HTML_SUFFIXES = frozenset({".html", ".htm", ".xhtml"})
+SUPPORTED_SUFFIXES = PDF_SUFFIXES | TEXT_SUFFIXES | HTML_SUFFIXES
+
+NO_TEXT_LAYER = "no text layer: scanned PDF? OCR is not supported yet"
+
+
+class ParseError(Exception):
+    """A file that cannot be turned into text; the message is the reason shown to the user."""
+
+
+@dataclass(frozen=True)
+class ParseOutcome:
+    """What parsing one file produced. Plain data, so it crosses process boundaries."""
+
+    source: str  # path relative to the corpus root, POSIX separators
+    sha256: str  # of the bytes that were parsed (the file may change while we run)
+    document: ParsedDocument | None  # None when the file failed
+    error: str | None = None
+    warnings: list[str] = field(default_factory=list)  # e.g. pages without a text layer
+    page_range: tuple[int, int] | None = None  # the part of a PDF parsed, if only a part
+
+
+def parse_file(path: Path, source: str, page_range: tuple[int, int] | None = None) -> ParseOutcome:
+    """Parse ``path`` (shown to the user as ``source``) by its suffix; never raises ParseError.
+
+    ``page_range`` = (first, stop), 0-based, parses only those pages of a PDF (page numbers
+    stay those of the whole document), so one long book can be parsed by several workers;
+    the caller then merges the parts and applies :func:`check_has_text`.
+    """
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        return ParseOutcome(source, "", None, f"cannot read file: {e.strerror or e}",
+                            page_range=page_range)
+    sha = hashlib.sha256(data).hexdigest()
+    warnings: list[str] = []
+    suffix = path.suffix.lower()
+    try:
+        pages = parse_bytes(data, suffix, warnings, page_range)
+        if page_range is None:
+            check_has_text(pages, suffix)
+    except ParseError as e:
+        return ParseOutcome(source, sha, None, str(e), warnings, page_range)
+    doc = ParsedDocument(source=source, pages=pages)
+    return ParseOutcome(source, sha, doc, None, warnings, page_range)
+
+
+ParseJob = tuple[str, str, tuple[int, int] | None]  # (path, source, PDF page range or None)
+
+
+def parse_job(job: ParseJob) -> ParseOutcome:
+    """``parse_file`` on plain data, for ``StageRunner.map``.
+
+    It lives here, not in the pipeline module, so a worker process imports only what
+    parsing needs (spawned workers start from scratch).
+    """
+    path, source, page_range = job
+    return parse_file(Path(path), source, page_range)
+
+
+def check_has_text(pages: list[Page], suffix: str) -> None:
+    if not any(p.text.strip() for p in pages):
+        if suffix in PDF_SUFFIXES:
+            raise ParseError(f"no text on any of its {len(pages)} page(s): {NO_TEXT_LAYER}")
+        raise ParseError("no text in file (only whitespace or markup)")
+
+
+def pdf_page_count(path: Path) -> int | None:
+    """Pages of a PDF from its page tree (cheap: no text is extracted); None if unreadable."""
+    from pypdf import PdfReader
+
+    logging.getLogger("pypdf").setLevel(logging.ERROR)
+    try:
+        reader = PdfReader(path)
+        if reader.is_encrypted and not reader.decrypt(""):
+            return None
+        return len(reader.pages)
+    except Exception:  # any failure: the whole-file parse reports it properly
+        return None
+
+
+def parse_bytes(
+    data: bytes, suffix: str, warnings: list[str], page_range: tuple[int, int] | None = None
+) -> list[Page]:
+    """Pages of a document given its bytes and lower-case suffix; appends page-level warnings."""
+    if not data:
+        raise ParseError("empty file (0 bytes)")
+    if suffix in PDF_SUFFIXES:
+        pages = _parse_pdf(data, warnings, page_range)
+    elif suffix in HTML_SUFFIXES:
+        pages = [Page(None, html_to_text(data))]
+    elif suffix in TEXT_SUFFIXES:
+        pages = [Page(None, _clean(decode_text(data)))]
+    else:
+        raise ParseError(
+            f"unsupported file type {suffix!r} (supported: {', '.join(sorted(SUPPORTED_SUFFIXES))})"
+        )
+    return pages
+
+
+# --- text decoding ---------------------------------------------------------------------
+
+_BOMS = (
+    (b"\xef\xbb\xbf", "utf-8-sig"),
+    # The plain utf-16/utf-32 codecs read the BOM and drop it; UTF-32-LE's BOM starts
+    # like UTF-16-LE's, so it is tried first.
+    (b"\xff\xfe\x00\x00", "utf-32"),
+    (b"\x00\x00\xfe\xff", "utf-32"),
+    (b"\xff\xfe", "utf-16"),
+    (b"\xfe\xff", "utf-16"),
+)
+# Control characters that never occur in real text (tab, newlines, form feed do).
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
+
+
+def decode_text(data: bytes) -> str:
+    """Decode text of unknown encoding: BOM, then UTF-8, then Windows-1252, then Latin-1.
+
+    Windows-1252 before Latin-1 because that is what "not UTF-8" usually means for files
+    written on Windows (curly quotes, euro sign); Latin-1 accepts any byte, so it is the
+    last resort. Binary junk is rejected rather than indexed as mojibake.
+    """
+    text: str | None = None
+    for bom, codec in _BOMS:
+        if data.startswith(bom):
+            try:
+                text = data.decode(codec)
+            except UnicodeDecodeError as e:
+                raise ParseError(
+                    f"starts with a {codec} byte-order mark but is not {codec}: {e}"
+                ) from e
+            break
+    if text is None:
+        for codec in ("utf-8", "cp1252", "latin-1"):
+            try:
+                text = data.decode(codec)
+                break
+            except UnicodeDecodeError:
+                continue
+    assert text is not None  # latin-1 decodes every byte string
+    sample = text[:65536]
+    bad = len(_CONTROL.findall(sample))
+    # subtle: a single NUL is enough to call it binary (UTF-16 without a BOM lands here too,
+    # and indexing it as text would be garbage either way).
+    if "\x00" in sample or bad > max(8, len(sample) // 100):
+        raise ParseError("binary content, not text (control bytes found); is the suffix wrong?")
+    return text
+
+
+def _clean(text: str) -> str:
+    # Newlines are normalised so paragraph detection in the splitter sees "\n\n" everywhere;
+    # stray control characters would only confuse the tokenizer.
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return _CONTROL.sub(" ", text)
+
+
+# --- HTML ------------------------------------------------------------------------------
+
+_DROP_TAGS = ("script", "style", "noscript", "template", "head", "svg", "iframe", "object")
+_BLOCK_TAGS = (
+    "address", "article", "aside", "blockquote", "dd", "div", "dl", "dt", "figcaption",
+    "figure", "footer", "form", "h1", "h2", "h3", "h4", "h5", "h6", "header", "hr", "li",
+    "main", "nav", "ol", "p", "pre", "section", "table", "tr", "ul", "title",
+)
+_WS = re.compile(r"\s+")
+_BLANK_RUNS = re.compile(r"\n[ \t\f\v]*(?:\n[ \t\f\v]*)+")
+
+
+def html_to_text(data: bytes) -> str:
+    """Visible text of an HTML page as a browser lays it out: blocks separated by blank
+    lines, inline markup (<b>, <a>, ...) joined without breaking words."""
+    from bs4 import BeautifulSoup
+    from bs4.element import Comment, NavigableString
+
+    # Decode ourselves so non-UTF-8 pages follow the same rules as text files; a <meta
+    # charset> that disagrees is rare and the fallback chain handles the usual cp1252 case.
+    soup = BeautifulSoup(decode_text(data), "html.parser")
+    for tag in soup(_DROP_TAGS):
+        tag.decompose()
+    for comment in soup.find_all(string=lambda t: isinstance(t, Comment)):
+        comment.extract()
+    # HTML collapses whitespace runs (except in <pre>); do that before adding our breaks.
+    for string in soup.find_all(string=True):
+        if string.find_parent("pre") is None:
+            string.replace_with(_WS.sub(" ", str(string)))
+    for br in soup.find_all("br"):
+        br.replace_with(NavigableString("\n"))
+    for tag in soup.find_all(_BLOCK_TAGS):
+        tag.insert_before(NavigableString("\n\n"))
+        tag.insert_after(NavigableString("\n\n"))
+    for cell in soup.find_all(("td", "th")):
+        cell.insert_after(NavigableString(" "))
+    text = _clean(soup.get_text(""))
+    text = "\n".join(line.strip() for line in text.split("\n"))
+    return _BLANK_RUNS.sub("\n\n", text).strip()
+
+
+# --- PDF -------------------------------------------------------------------------------
+
+
+def _parse_pdf(data: bytes, warnings: list[str], page_range: tuple[int, int] | None) -> list[Page]:
+    import io
+
+    from pypdf import PdfReader
+    from pypdf.errors import DependencyError, FileNotDecryptedError
+
+    # pypdf logs every recoverable oddity of real-world PDFs at WARNING; we report what
+    # matters ourselves (per file and per page), so keep its noise out of the user's terminal.
+    logging.getLogger("pypdf").setLevel(logging.ERROR)
+    try:
+        reader = PdfReader(io.BytesIO(data))
+        if reader.is_encrypted:
+            # Many "encrypted" PDFs only restrict printing and open with an empty password.
+            try:
+                if not reader.decrypt(""):
+                    raise ParseError("encrypted PDF: a password is required")
+            except DependencyError as e:
+                raise ParseError(f"encrypted PDF: cannot decrypt ({e})") from e
+        n = len(reader.pages)
+    except ParseError:
+        raise
+    except (FileNotDecryptedError, DependencyError) as e:
+        raise ParseError(f"encrypted PDF: {e}") from e
+    # pypdf raises a zoo of exceptions on corrupt input (PdfReadError, ValueError,
+    # KeyError, struct errors, ...); each means "this file is damaged".
+    except Exception as e:
+        raise ParseError(f"corrupt or unreadable PDF: {type(e).__name__}: {e}") from e
+    if n == 0:
+        raise ParseError("PDF has no pages")
+    first, stop = page_range if page_range is not None else (0, n)
+    pages: list[Page] = []
+    for i in range(max(0, first), min(stop, n)):
+        try:
+            raw = reader.pages[i].extract_text() or ""
+        except Exception as e:  # one damaged page should not lose the rest of the book
+            warnings.append(f"page {i + 1}: text extraction failed ({type(e).__name__}: {e})")
+            pages.append(Page(i + 1, ""))
+            continue
+        # NFKC folds ligatures ("ﬁ" -> "fi") and full-width forms, which the tokenizer and
+        # BM25 would otherwise treat as unknown symbols.
+        text = _clean(unicodedata.normalize("NFKC", raw))
+        if not text.strip():
+            warnings.append(f"page {i + 1}: {NO_TEXT_LAYER}")
+        pages.append(Page(i + 1, text))
+    return pages
+
+
+def merge_parts(parts: list[ParseOutcome]) -> ParseOutcome:
+    """One outcome from the page-range parts of one PDF (see ``parse_file(page_range=)``)."""
+    parts = sorted(parts, key=lambda o: o.page_range or (0, 0))
+    first = parts[0]
+    warnings = [w for o in parts for w in o.warnings]
+    failed = next((o for o in parts if o.error is not None), None)
+    if failed is not None:
+        return ParseOutcome(first.source, failed.sha256, None, failed.error, warnings)
+    if len({o.sha256 for o in parts}) > 1:
+        return ParseOutcome(first.source, first.sha256, None,
+                            "file changed while it was being read; run ingest again", warnings)
+    pages = [p for o in parts if o.document is not None for p in o.document.pages]
+    try:
+        check_has_text(pages, ".pdf")
+    except ParseError as e:
+        return ParseOutcome(first.source, first.sha256, None, str(e), warnings)
+    doc = ParsedDocument(source=first.source, pages=pages)
+    return ParseOutcome(first.source, first.sha256, doc, None, warnings)

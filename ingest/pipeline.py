@@ -1,0 +1,505 @@
+"""parse -> split -> embed -> store, incrementally: the one ingestion code path.
+
+The CLI (``rag ingest``) and the UI's upload both call :func:`ingest_folder`. A run
+re-embeds only files whose content (sha256) is new or changed and drops the chunks of
+files that left the folder. All writes go through ``rag.store.IndexWriter``, which builds
+a new generation aside and swaps it in atomically, so a crash, kill or Ctrl-C leaves the
+last committed index intact.
+
+Long runs commit a checkpoint every ``checkpoint_s`` seconds (default 10 minutes): a crash
+an hour into embedding thousands of PDFs then loses at most 10 minutes, and the next run
+skips the files already committed (their sha256 matches). Time rather than a file count,
+because a commit rebuilds FAISS and BM25 over the whole index: its cost grows with the
+index, and 10 minutes keeps it a small fraction of the run even at 100k+ chunks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+import numpy as np
+
+from ingest.load import (
+    SUPPORTED_SUFFIXES,
+    ParseJob,
+    ParseOutcome,
+    merge_parts,
+    parse_job,
+    pdf_page_count,
+)
+from ingest.runner import SerialRunner, StageRunner, make_runner
+from ingest.split import effective_sizes, split_document
+from rag.settings import Settings
+from rag.store import (
+    FileRecord,
+    IndexWriter,
+    check_encoder,
+    index_exists,
+    now_iso,
+    read_manifest,
+)
+from rag.types import Chunk, Encoder
+
+log = logging.getLogger(__name__)
+
+ProgressFn = Callable[[str, int, int], None]  # (stage "parse"|"embed"|"index", done, total)
+
+CHECKPOINT_S = 600.0
+#: Chunks gathered (across files) before embedding, in units of the embedding batch: small
+#: files then still fill whole batches, and at most this many vectors wait in memory.
+_BATCHES_PER_FLUSH = 8
+
+
+@dataclass
+class IngestSummary:
+    index: str = ""
+    files_ok: int = 0  # parsed, split and embedded in this run
+    files_unchanged: int = 0  # same sha256 as in the index: nothing to do
+    files_removed: int = 0  # gone from the folder (or now unreadable): chunks removed
+    files_skipped: list[dict[str, str]] = field(default_factory=list)  # {"path", "reason"}
+    files_failed: list[dict[str, str]] = field(default_factory=list)  # {"path", "reason"}
+    warnings: list[dict[str, str]] = field(default_factory=list)  # ingested, but e.g. a blank page
+    pages: int = 0  # pages parsed in this run
+    chunks: int = 0  # chunks embedded in this run
+    total_files: int = 0  # in the index after the run
+    total_chunks: int = 0
+    commits: int = 0
+    seconds: float = 0.0
+    chunks_per_s: float = 0.0
+    # Where the time went (main process): waiting for parse results, splitting,
+    # embedding, and writing/committing the index.
+    parse_seconds: float = 0.0
+    split_seconds: float = 0.0
+    embed_seconds: float = 0.0
+    index_seconds: float = 0.0
+
+    def to_json(self) -> dict[str, object]:
+        d = asdict(self)
+        for k in ("seconds", "chunks_per_s", "parse_seconds", "split_seconds",
+                  "embed_seconds", "index_seconds"):
+            d[k] = round(float(d[k]), 3)
+        return d
+
+    def finish(self, t0: float) -> IngestSummary:
+        self.seconds = time.perf_counter() - t0
+        self.chunks_per_s = self.chunks / self.seconds if self.seconds > 0 else 0.0
+        return self
+
+
+@dataclass(frozen=True)
+class Candidate:
+    source: str  # relative to the corpus root, POSIX separators
+    path: Path
+    size: int
+
+
+# --- scanning --------------------------------------------------------------------------
+
+
+def check_corpus_dir(corpus_dir: Path) -> Path:
+    if not corpus_dir.exists():
+        raise FileNotFoundError(f"corpus folder {str(corpus_dir)!r} does not exist")
+    if not corpus_dir.is_dir():
+        raise NotADirectoryError(f"corpus path {str(corpus_dir)!r} is not a folder")
+    return corpus_dir.resolve()
+
+
+def scan_folder(
+    corpus: Path, max_file_mb: float, exclude: Sequence[Path] = ()
+) -> tuple[list[Candidate], list[dict[str, str]]]:
+    """Files to ingest, and the ones skipped with the reason (nothing is ignored silently)."""
+    excluded = {p.resolve() for p in exclude}
+    max_bytes = int(max_file_mb * 1024 * 1024)
+    found: list[Candidate] = []
+    skipped: list[dict[str, str]] = []
+
+    def skip(rel: str, reason: str) -> None:
+        skipped.append({"path": rel, "reason": reason})
+
+    # Symlinked folders are followed (users link document folders in), but each real
+    # folder is scanned once, so a link back up the tree cannot loop forever.
+    visited = {corpus.resolve()}
+    for root, dirs, files in os.walk(corpus, followlinks=True):
+        here = Path(root)
+        dirs.sort()
+        for d in list(dirs):
+            full = here / d
+            rel = full.relative_to(corpus).as_posix()
+            real = full.resolve()
+            if real in excluded:
+                dirs.remove(d)  # the index folder inside the corpus: not a document
+            elif d.startswith("."):
+                dirs.remove(d)
+                skip(rel + "/", "hidden folder (not searched)")
+            elif real in visited:
+                dirs.remove(d)
+                skip(rel + "/", f"links to a folder already scanned ({real})")
+            else:
+                visited.add(real)
+        for name in sorted(files):
+            full = here / name
+            rel = full.relative_to(corpus).as_posix()
+            try:
+                rel.encode("utf-8")
+            except UnicodeEncodeError:
+                skip(rel.encode("utf-8", "replace").decode(), "file name is not valid UTF-8")
+                continue
+            suffix = full.suffix.lower()
+            if name.startswith("."):
+                skip(rel, "hidden file")
+                continue
+            if suffix not in SUPPORTED_SUFFIXES:
+                skip(rel, f"unsupported file type {suffix or '(no suffix)'!r}")
+                continue
+            try:
+                size = full.stat().st_size  # follows symlinks: a link to a PDF is a PDF
+            except OSError as e:
+                skip(rel, f"cannot read: {e.strerror or e}")
+                continue
+            if size == 0:
+                skip(rel, "empty file (0 bytes)")
+            elif size > max_bytes:
+                skip(rel, f"{size / 2**20:.1f} MB is larger than max_file_mb={max_file_mb:g}")
+            else:
+                found.append(Candidate(rel, full, size))
+    return found, skipped
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        while block := f.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
+
+
+#: Long PDFs are parsed in parts of this many pages, by several workers at once, so that
+#: one 1,000-page book does not keep a single core busy long after the rest is done.
+PAGES_PER_JOB = 24
+#: Counting pages opens the PDF in the main process: done only for the few largest PDFs
+#: (by bytes, at least this big), which is where the long books are.
+_SPLIT_MIN_BYTES = 256 * 1024
+_SPLIT_MAX_FILES = 64
+
+
+def plan_parse_jobs(todo: Sequence[Candidate], workers: int) -> tuple[list[ParseJob], dict[str, int]]:
+    """Parse jobs, and how many parts each source was cut into."""
+    split: dict[str, int] = {}
+    if workers > 1:
+        pdfs = [c for c in todo if c.path.suffix.lower() == ".pdf" and c.size >= _SPLIT_MIN_BYTES]
+        for c in sorted(pdfs, key=lambda c: -c.size)[:_SPLIT_MAX_FILES]:
+            n = pdf_page_count(c.path)
+            if n is not None and n > PAGES_PER_JOB:
+                split[c.source] = n
+    jobs: list[ParseJob] = []
+    parts: dict[str, int] = {}
+    for c in todo:
+        n = split.get(c.source)
+        if n is None:
+            jobs.append((str(c.path), c.source, None))
+            parts[c.source] = 1
+        else:
+            ranges = [(i, min(i + PAGES_PER_JOB, n)) for i in range(0, n, PAGES_PER_JOB)]
+            jobs.extend((str(c.path), c.source, r) for r in ranges)
+            parts[c.source] = len(ranges)
+    return jobs, parts
+
+
+def _n_jobs(todo: Sequence[Candidate]) -> int:
+    # One long PDF alone is still worth a pool: its parts run in parallel.
+    return len(todo) + sum(1 for c in todo if c.size >= _SPLIT_MIN_BYTES)
+
+
+def _merged(results: Iterator[ParseOutcome], parts: dict[str, int]) -> Iterator[ParseOutcome]:
+    """Whole-file outcomes from a stream where long PDFs arrive in parts, in any order."""
+    waiting: dict[str, list[ParseOutcome]] = {}
+    for out in results:
+        if parts.get(out.source, 1) == 1:
+            yield out
+            continue
+        got = waiting.setdefault(out.source, [])
+        got.append(out)
+        if len(got) == parts[out.source]:
+            yield merge_parts(waiting.pop(out.source))
+
+
+# --- the write transaction, with checkpoints -------------------------------------------
+
+
+class _Transaction:
+    """An IndexWriter that can commit a checkpoint and carry on in a fresh generation."""
+
+    def __init__(self, index_dir: Path, writer_args: dict[str, object], rebuild: bool) -> None:
+        self.index_dir = index_dir
+        self.writer_args = writer_args
+        self.writer = self._open(rebuild)
+        self.dirty = rebuild or not index_exists(index_dir)
+        self.commits = 0
+
+    def _open(self, rebuild: bool) -> IndexWriter:
+        w = IndexWriter(self.index_dir, rebuild=rebuild, **self.writer_args)  # type: ignore[arg-type]
+        w.__enter__()
+        return w
+
+    def commit(self, reopen: bool) -> None:
+        self.writer.commit()
+        self.writer.__exit__(None, None, None)
+        self.commits += 1
+        self.dirty = False
+        if reopen:
+            # subtle: the lock is released for an instant here; a writer that grabs it in
+            # that instant makes this one stop with IndexLockedError, losing nothing that
+            # was committed.
+            self.writer = self._open(rebuild=False)
+
+    def __enter__(self) -> _Transaction:
+        return self
+
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.writer.__exit__(et, ev, tb)  # discards uncommitted work
+
+
+# --- ingest_folder ---------------------------------------------------------------------
+
+
+def ingest_folder(
+    corpus_dir: Path,
+    index_dir: Path,
+    settings: Settings,
+    *,
+    encoder: Encoder | None = None,
+    rebuild: bool = False,
+    progress: ProgressFn | None = None,
+    runner: StageRunner | None = None,
+    checkpoint_s: float = CHECKPOINT_S,
+) -> IngestSummary:
+    """Bring the index at ``index_dir`` up to date with the files under ``corpus_dir``.
+
+    Raises FileNotFoundError/NotADirectoryError for a bad corpus folder and
+    ``rag.store.StoreError`` subclasses for index problems (locked, built with another
+    encoder); problems with single files end up in the summary instead.
+    """
+    t0 = time.perf_counter()
+    corpus = check_corpus_dir(corpus_dir)
+    if encoder is None:
+        from rag.embed import build_encoder  # deferred: loads torch and the model
+
+        encoder = build_encoder(settings)
+    size, overlap = effective_sizes(
+        encoder.max_tokens, settings.chunk_tokens, settings.chunk_overlap
+    )
+    report: ProgressFn = progress or (lambda stage, done, total: None)
+
+    candidates, skipped = scan_folder(corpus, settings.max_file_mb, exclude=[index_dir])
+    summary = IngestSummary(index=str(index_dir), files_skipped=skipped)
+    for s in skipped:
+        log.warning("skipped %s: %s", s["path"], s["reason"])
+
+    writer_args: dict[str, object] = dict(
+        encoder_name=encoder.name, dimension=encoder.dimension, max_tokens=encoder.max_tokens,
+        chunk_tokens=size, chunk_overlap=overlap, index_kind=settings.index_kind,
+        hnsw_m=settings.hnsw_m, corpus_root=str(corpus),
+    )
+    with _Transaction(index_dir, writer_args, rebuild) as txn:
+        known = txn.writer.files()
+        present = {c.source for c in candidates}
+        for source in sorted(set(known) - present):
+            txn.writer.remove_file(source)
+            summary.files_removed += 1
+            txn.dirty = True
+        todo: list[Candidate] = []
+        for c in candidates:
+            rec = known.get(c.source)
+            if rec is not None and rec.sha256 == file_sha256(c.path):
+                summary.files_unchanged += 1
+            else:
+                todo.append(c)
+        _ingest_files(todo, known, txn, encoder, settings, size, overlap, summary, report,
+                      runner or make_runner(settings.parse_workers, _n_jobs(todo)), checkpoint_s)
+        if txn.dirty:
+            t = time.perf_counter()
+            report("index", 0, 1)
+            txn.commit(reopen=False)
+            report("index", 1, 1)
+            summary.index_seconds += time.perf_counter() - t
+        files = txn.writer.files()
+    summary.commits = txn.commits
+    summary.total_files = len(files)
+    summary.total_chunks = sum(f.chunks for f in files.values())
+    return summary.finish(t0)
+
+
+@dataclass
+class _Pending:
+    """Parsed and split files waiting for their vectors."""
+
+    files: list[tuple[FileRecord, list[Chunk]]] = field(default_factory=list)
+    n_chunks: int = 0
+
+
+def _ingest_files(
+    todo: list[Candidate],
+    known: dict[str, FileRecord],
+    txn: _Transaction,
+    encoder: Encoder,
+    settings: Settings,
+    size: int,
+    overlap: int,
+    summary: IngestSummary,
+    report: ProgressFn,
+    runner: StageRunner,
+    checkpoint_s: float,
+) -> None:
+    batch = settings.embed_batch_size
+    pending = _Pending()
+    split_total = 0
+    last_commit = time.perf_counter()
+
+    def flush() -> None:
+        nonlocal last_commit
+        if not pending.files:
+            return
+        texts = [c.text for _, chunks in pending.files for c in chunks]
+        vectors = np.empty((len(texts), encoder.dimension), dtype=np.float32)
+        t = time.perf_counter()
+        for i in range(0, len(texts), batch):
+            vectors[i : i + batch] = encoder.embed(texts[i : i + batch])
+            summary.chunks += len(texts[i : i + batch])
+            report("embed", summary.chunks, split_total)
+        t2 = time.perf_counter()
+        summary.embed_seconds += t2 - t
+        row = 0
+        for record, chunks in pending.files:
+            txn.writer.add_file(record, chunks, vectors[row : row + len(chunks)])
+            row += len(chunks)
+            summary.files_ok += 1
+        txn.dirty = True
+        pending.files.clear()
+        pending.n_chunks = 0
+        if time.perf_counter() - last_commit >= checkpoint_s:
+            txn.commit(reopen=True)
+            last_commit = time.perf_counter()
+            log.info("checkpoint: committed %d files so far", summary.files_ok)
+        summary.index_seconds += time.perf_counter() - t2
+
+    workers = settings.parse_workers or os.cpu_count() or 1
+    jobs, parts = plan_parse_jobs(todo, workers if not isinstance(runner, SerialRunner) else 1)
+    results = _merged(runner.map(parse_job, jobs), parts)
+    report("parse", 0, len(todo))
+    for done in range(1, len(todo) + 1):
+        t = time.perf_counter()
+        out = next(results)
+        summary.parse_seconds += time.perf_counter() - t
+        report("parse", done, len(todo))
+        for w in out.warnings:
+            summary.warnings.append({"path": out.source, "reason": w})
+            log.warning("%s: %s", out.source, w)
+        chunks: list[Chunk] = []
+        error = out.error
+        if out.document is not None:
+            summary.pages += len(out.document.pages)
+            t = time.perf_counter()
+            chunks = split_document(out.document, encoder, size, overlap)
+            summary.split_seconds += time.perf_counter() - t
+            if not chunks:
+                error = "no indexable text (the encoder's tokenizer found no tokens)"
+        if error is not None:
+            summary.files_failed.append({"path": out.source, "reason": error})
+            log.warning("failed %s: %s", out.source, error)
+            if out.source in known:
+                # Its old chunks describe content the file no longer has.
+                txn.writer.remove_file(out.source)
+                summary.files_removed += 1
+                txn.dirty = True
+            continue
+        assert out.document is not None
+        record = FileRecord(source=out.source, sha256=out.sha256, pages=len(out.document.pages),
+                            chunks=len(chunks), added_at=now_iso())
+        pending.files.append((record, chunks))
+        pending.n_chunks += len(chunks)
+        split_total += len(chunks)
+        if pending.n_chunks >= batch * _BATCHES_PER_FLUSH:
+            flush()
+    flush()
+
+
+# --- remove_documents ------------------------------------------------------------------
+
+
+def remove_documents(
+    corpus_dir: Path,
+    index_dir: Path,
+    settings: Settings,
+    sources: Sequence[str],
+    *,
+    encoder: Encoder | None = None,
+) -> IngestSummary:
+    """Delete files (paths relative to the corpus root) from the folder and the index.
+
+    The index is committed first, then the files are deleted: if we die in between, the
+    next ingest simply adds the files back, and no search ever returns a deleted file.
+    ``encoder`` is only used to check that the index belongs to it; the writer settings
+    come from the index itself, so no model needs loading.
+    """
+    t0 = time.perf_counter()
+    corpus = check_corpus_dir(corpus_dir)
+    summary = IngestSummary(index=str(index_dir))
+    targets: list[tuple[str, Path]] = []
+    for source in sources:
+        # normpath, not resolve: a symlink in the corpus is removed itself, not its target.
+        full = Path(os.path.normpath(corpus / source))
+        if not full.is_relative_to(corpus) or full == corpus:
+            summary.files_failed.append(
+                {"path": source, "reason": "not a file inside the corpus folder"}
+            )
+            continue
+        targets.append((full.relative_to(corpus).as_posix(), full))
+
+    in_index: set[str] = set()
+    if index_exists(index_dir):
+        m = read_manifest(index_dir)
+        if encoder is not None:
+            check_encoder(m, index_dir, encoder.name, encoder.dimension)
+        writer_args: dict[str, object] = dict(
+            encoder_name=m.encoder, dimension=m.dimension, max_tokens=m.max_tokens,
+            chunk_tokens=m.chunk_tokens, chunk_overlap=m.chunk_overlap, index_kind=m.index_kind,
+            hnsw_m=settings.hnsw_m, corpus_root=m.corpus_root or str(corpus),
+        )
+        with _Transaction(index_dir, writer_args, rebuild=False) as txn:
+            known = txn.writer.files()
+            for source, _ in targets:
+                if source in known:
+                    txn.writer.remove_file(source)
+                    in_index.add(source)
+            if in_index:
+                txn.commit(reopen=False)
+            files = txn.writer.files()
+        summary.commits = txn.commits
+        summary.total_files = len(files)
+        summary.total_chunks = sum(f.chunks for f in files.values())
+
+    for source, full in targets:
+        try:
+            full.unlink()
+        except FileNotFoundError:
+            if source not in in_index:
+                summary.files_failed.append(
+                    {"path": source, "reason": "not in the corpus folder nor in the index"}
+                )
+                continue
+        except OSError as e:
+            summary.files_failed.append(
+                {"path": source, "reason": f"cannot delete: {e.strerror or e}"}
+            )
+            continue
+        summary.files_removed += 1
+    return summary.finish(t0)

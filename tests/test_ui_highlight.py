@@ -1,0 +1,95 @@
+"""Document text is shown literally; supporting sentences are the ones highlighted."""
+
+from __future__ import annotations
+
+import re
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ui.highlight import (
+    answer_markdown,
+    escape_markdown,
+    highlighted_markdown,
+    split_sentences,
+    supporting_segments,
+)
+
+
+def _unescape(md: str) -> str:
+    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", md)
+
+
+def _all_escaped(md: str) -> bool:
+    i = 0
+    while i < len(md):
+        ch = md[i]
+        if ch == "\\":
+            i += 2
+            continue
+        if re.match(r"[!-/:-@\[-`{-~]", ch):
+            return False
+        i += 1
+    return True
+
+
+def test_escape_neutralises_markup() -> None:
+    hostile = "<script>alert(1)</script> ![x](http://evil/x.png) $x^2$ :red[hi] # Head *b* `c`"
+    md = escape_markdown(hostile)
+    assert _all_escaped(md)
+    assert _unescape(md) == hostile
+
+
+@given(st.text(max_size=200))
+def test_escape_round_trips_and_escapes_everything(text: str) -> None:
+    md = escape_markdown(text)
+    assert _all_escaped(md)
+    assert "\n" not in md
+    assert _unescape(md) == re.sub(r"\s+", " ", text)
+
+
+@given(st.text(max_size=300))
+def test_sentences_cover_the_text(text: str) -> None:
+    assert "".join(split_sentences(text)) == text
+
+
+def test_split_sentences() -> None:
+    text = "The Eiffel Tower is in Paris. It was built in 1889! Was it tall? Yes"
+    assert split_sentences(text) == [
+        "The Eiffel Tower is in Paris.",
+        " It was built in 1889!",
+        " Was it tall?",
+        " Yes",
+    ]
+
+
+def test_supporting_sentence_is_marked() -> None:
+    passage = (
+        "Paris is the capital of France. The Eiffel Tower was completed in 1889 for the World's "
+        "Fair. Bread is sold in bakeries."
+    )
+    answer = "The Eiffel Tower was completed in 1889 [1]."
+    marked = [s.text.strip() for s in supporting_segments(passage, answer) if s.supported]
+    assert marked == ["The Eiffel Tower was completed in 1889 for the World's Fair."]
+
+
+def test_no_overlap_no_highlight() -> None:
+    segs = supporting_segments("Cats sleep a lot. Dogs bark.", "Quantum chromodynamics [2].")
+    assert not any(s.supported for s in segs)
+
+
+def test_highlighted_markdown_is_escaped_and_marks_support() -> None:
+    passage = "Costs were $5 <b>bold</b>. The [1] warranty lasts 24 months."
+    answer = "The warranty lasts 24 months [1]."
+    md = highlighted_markdown(passage, answer)
+    assert ":orange-background[" in md
+    inside = md.split(":orange-background[", 1)[1].rsplit("]", 1)[0]
+    assert _unescape(inside) == "The [1] warranty lasts 24 months."
+    assert _all_escaped(inside)
+    assert "\\$5 \\<b\\>bold\\<\\/b\\>" in md
+
+
+def test_answer_markdown_bolds_citations_only() -> None:
+    md = answer_markdown("It is *big* [1] and <i>old</i> [12].")
+    assert "**\\[1\\]**" in md and "**\\[12\\]**" in md
+    assert "\\*big\\*" in md and "\\<i\\>" in md

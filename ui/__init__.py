@@ -1,0 +1,1 @@
+"""The Streamlit app (``rag ui``): collections, uploads, and chat with sources."""

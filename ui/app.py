@@ -1,0 +1,168 @@
+"""docchat: chat with your documents (the Streamlit page).
+
+Run with ``rag ui`` or ``streamlit run ui/app.py [-- --collection NAME]``. The page only
+arranges widgets: models come from ui.resources (built once per process), file handling
+from ui.uploads / ui.collection, ingestion from ingest.pipeline, answers from rag.chain.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# `streamlit run ui/app.py` puts ui/ on sys.path, not the project root; without this the
+# `ui`, `rag` and `ingest` packages are importable only once the project is pip-installed.
+_ROOT = str(Path(__file__).resolve().parent.parent)
+if _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)
+
+import argparse  # noqa: E402
+import logging  # noqa: E402
+
+import streamlit as st  # noqa: E402
+
+from rag.settings import Settings  # noqa: E402
+from ui import resources  # noqa: E402
+from ui.answer_settings import answer_options  # noqa: E402
+from ui.chat_view import Turn, ask, error_text, render_history  # noqa: E402
+from ui.collection import (  # noqa: E402
+    DEFAULT_COLLECTION,
+    Collection,
+    CollectionNameError,
+    collection,
+    create_collection,
+    document_files,
+    index_revision,
+    list_collections,
+    seed_sample,
+)
+from ui.library_view import handle_uploads, render_documents, render_job, start_ingest  # noqa: E402
+
+log = logging.getLogger("ui.app")
+
+
+def start_collection() -> str:
+    """The collection named on the command line (``-- --collection NAME``), else the default."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--collection", "--index", dest="collection", default=DEFAULT_COLLECTION)
+    args, _ = parser.parse_known_args(sys.argv[1:])
+    return str(args.collection)
+
+
+def _create_collection_clicked(settings: Settings) -> None:
+    name = str(st.session_state.get("new_collection_name", ""))
+    try:
+        c = create_collection(settings, name)
+    except (CollectionNameError, OSError) as e:
+        st.session_state["collection_error"] = str(e)
+        return
+    st.session_state.pop("collection_error", None)
+    st.session_state["collection_select"] = c.name
+    st.session_state["new_collection_name"] = ""
+
+
+def choose_collection(settings: Settings) -> Collection:
+    """Sidebar: pick a collection or create one."""
+    first = start_collection()
+    names = list_collections(settings)
+    if first not in names:
+        names.insert(0, first)
+    current = st.session_state.get("collection_select")
+    if current is not None and current not in names:
+        names.append(current)
+    index = names.index(current) if current in names else names.index(first)
+    name = st.selectbox("Collection", names, index=index, key="collection_select")
+    with st.popover("New collection", icon=":material/add:", width="stretch"):
+        st.text_input("Name", key="new_collection_name", placeholder="e.g. contracts-2026", max_chars=48)
+        st.button("Create", on_click=_create_collection_clicked, args=(settings,), type="primary")
+    if err := st.session_state.get("collection_error"):
+        st.error(err)
+    chosen = str(name if name is not None else first)
+    if chosen == DEFAULT_COLLECTION:
+        return seed_sample(settings)
+    c = collection(settings, chosen)
+    c.documents_dir.mkdir(parents=True, exist_ok=True)
+    return c
+
+
+def ensure_index(settings: Settings, c: Collection, encoder_ready: bool) -> None:
+    """First start of a collection with documents but no index yet: build it, visibly."""
+    from rag.store import index_exists
+
+    board = resources.job_board()
+    if not encoder_ready or board.last(c.name) is not None or index_exists(c.index_dir):
+        return
+    n = len(document_files(c))
+    if n:
+        encoder = resources.shared_encoder(settings, resources.settings_key(settings))
+        start_ingest(settings, c, encoder, f"Building the index of {n} document{'s' * (n != 1)}")
+
+
+def main() -> None:
+    st.set_page_config(page_title="docchat", page_icon=":material/forum:", layout="wide")
+    try:
+        settings = resources.load_settings()
+    except ValueError as e:
+        st.error(f"The settings (RAG_* environment variables) are invalid: {e}")
+        st.stop()
+
+    with st.sidebar:
+        st.title(":material/forum: docchat")
+        st.caption("Answers from your documents, with sources. Everything stays on this machine.")
+        try:
+            c = choose_collection(settings)
+        except (CollectionNameError, OSError) as e:
+            st.error(f"Cannot open the collection: {e}")
+            st.stop()
+        encoder = resources.shared_encoder(settings, resources.settings_key(settings))
+        handle_uploads(settings, c, encoder)
+        st.divider()
+        st.subheader("Answers")
+        options = answer_options(settings)
+
+    ensure_index(settings, c, encoder_ready=True)
+
+    st.header(c.name)
+    render_job(c.name)
+    try:
+        n_docs = render_documents(settings, c, encoder)
+    except Exception as e:
+        log.exception("listing documents of %s failed", c.name)
+        st.error(f"Cannot read the collection {c.name!r}: {error_text(e)}")
+        n_docs = 0
+
+    chats: dict[str, list[Turn]] = st.session_state.setdefault("chats", {})
+    turns = chats.setdefault(c.name, [])
+    if turns and st.sidebar.button("New chat", icon=":material/restart_alt:", width="stretch"):
+        turns.clear()
+        st.rerun()
+    render_history(turns)
+
+    revision = index_revision(c)
+    ready = n_docs > 0 and bool(revision)
+    if not ready and not turns:
+        st.info(
+            "Add documents with **Add documents** in the sidebar, then ask about them here.",
+            icon=":material/arrow_back:",
+        )
+    question = st.chat_input(
+        "Ask a question about these documents" if ready else "Add documents to start asking",
+        disabled=not ready,
+    )
+    if question and ready:
+        try:
+            chain = resources.shared_chain(settings, c.index_dir, revision)
+        except Exception as e:
+            log.exception("opening the chain for %s failed", c.name)
+            st.error(f"Cannot open the collection {c.name!r}: {error_text(e)}")
+            return
+        turn = ask(chain, question, turns, options)
+        if turn is not None:
+            turns.append(turn)
+
+
+# Streamlit runs this file as "__main__" on every rerun. Ingestion's "spawn" worker
+# processes import it again as "__mp_main__" (Streamlit installs the page as the main
+# module); the guard keeps them from drawing the page and starting jobs of their own.
+if __name__ == "__main__":
+    main()

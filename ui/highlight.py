@@ -1,0 +1,173 @@
+"""Showing document text and answers as text: escaping and supporting-sentence highlights.
+
+Document text is untrusted data. Streamlit's markdown would otherwise interpret it: HTML
+is not rendered by default, but links, images (which the browser would fetch), LaTeX
+(``$...$``), emoji shortcodes and colour directives (``:red[...]``), headings and code
+blocks would be. So every ASCII punctuation character is backslash-escaped (CommonMark
+allows escaping any of them) and whitespace is collapsed; the only markup in the output is
+the highlight directive this module adds itself.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_PUNCT = re.compile(r"([!-/:-@\[-`{-~])")  # every ASCII punctuation character
+_SPACE = re.compile(r"\s+")
+_SENTENCE = re.compile(r"[^.!?\n]+(?:[.!?]+[\"')\]]*|\n|$)")
+_WORD = re.compile(r"[^\W_]+", re.UNICODE)
+_CITATION = re.compile(r"\[(\d{1,3})\]")
+
+# Words too common to signal that a sentence supports an answer.
+_STOPWORDS = frozenset(
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "been",
+        "but",
+        "by",
+        "can",
+        "did",
+        "do",
+        "does",
+        "for",
+        "from",
+        "had",
+        "has",
+        "have",
+        "he",
+        "her",
+        "his",
+        "how",
+        "i",
+        "if",
+        "in",
+        "into",
+        "is",
+        "it",
+        "its",
+        "may",
+        "more",
+        "most",
+        "no",
+        "not",
+        "of",
+        "on",
+        "or",
+        "our",
+        "she",
+        "so",
+        "such",
+        "than",
+        "that",
+        "the",
+        "their",
+        "them",
+        "then",
+        "there",
+        "these",
+        "they",
+        "this",
+        "those",
+        "to",
+        "was",
+        "we",
+        "were",
+        "what",
+        "when",
+        "where",
+        "which",
+        "who",
+        "why",
+        "will",
+        "with",
+        "would",
+        "you",
+        "your",
+    ]
+)
+
+HIGHLIGHT_COLOR = "orange"
+
+
+def escape_markdown(text: str) -> str:
+    """Text that Streamlit's markdown shows literally, on one paragraph."""
+    return _PUNCT.sub(r"\\\1", _SPACE.sub(" ", text))
+
+
+@dataclass(frozen=True)
+class Segment:
+    text: str
+    supported: bool
+
+
+def content_words(text: str) -> set[str]:
+    return {w for w in (m.group().lower() for m in _WORD.finditer(text)) if w not in _STOPWORDS}
+
+
+def split_sentences(text: str) -> list[str]:
+    """Sentences covering ``text`` exactly: ``"".join(split_sentences(t)) == t``."""
+    out: list[str] = []
+    pos = 0
+    for m in _SENTENCE.finditer(text):
+        # Bare terminators the pattern skips ("...Foo", blank lines) join the next piece.
+        out.append(text[pos : m.end()])
+        pos = m.end()
+    if pos < len(text):
+        if out:
+            out[-1] += text[pos:]
+        else:
+            out.append(text[pos:])
+    return out
+
+
+def supporting_segments(passage: str, answer: str, *, min_overlap: float = 0.5) -> list[Segment]:
+    """The passage as sentences, those sharing enough content words with the answer marked.
+
+    A sentence (or line: PDF tables have no full stops) supports the answer when it shares
+    at least two content words with the answer (one, when the answer or the sentence has
+    only one) and they make up ``min_overlap`` of the sentence's content words or of the
+    answer's: a crude but transparent signal that works on any language split into words.
+    """
+    answer_words = content_words(_CITATION.sub(" ", answer))
+    segments = []
+    for sentence in split_sentences(passage):
+        words = content_words(sentence)
+        shared = words & answer_words
+        # Two shared words, unless the sentence or the answer has fewer ("Helsinki [1]").
+        enough = bool(shared) and len(shared) >= min(2, len(words), len(answer_words))
+        dense = bool(words) and (
+            len(shared) / len(words) >= min_overlap
+            or (bool(answer_words) and len(shared) / len(answer_words) >= min_overlap)
+        )
+        segments.append(Segment(sentence, enough and dense))
+    return segments
+
+
+def highlighted_markdown(passage: str, answer: str) -> str:
+    """Markdown of the passage, escaped, with supporting sentences on a coloured background."""
+    out = []
+    for seg in supporting_segments(passage, answer):
+        body = escape_markdown(seg.text)
+        if seg.supported and body.strip():
+            lead = body[: len(body) - len(body.lstrip())]
+            trail = body[len(body.rstrip()) :]
+            out.append(f"{lead}:{HIGHLIGHT_COLOR}-background[{body.strip()}]{trail}")
+        else:
+            out.append(body)
+    return _SPACE.sub(" ", "".join(out)).strip()
+
+
+def answer_markdown(answer: str) -> str:
+    """The model's answer shown literally, with its [n] citation markers in bold.
+
+    The decoder can echo document text, so the answer is escaped like a passage.
+    """
+    escaped = escape_markdown(answer)
+    return re.sub(r"\\\[(\d{1,3})\\\]", r"**\\[\1\\]**", escaped)

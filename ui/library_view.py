@@ -1,0 +1,248 @@
+"""The documents of a collection: list, upload, remove, and ingestion progress.
+
+File handling lives in ui.uploads / ui.collection and ingestion in ingest.pipeline (the
+same code as the ingest script); this module only draws widgets and starts jobs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import streamlit as st
+
+from rag.settings import Settings
+from ui import resources
+from ui.collection import Collection, document_files, index_revision
+from ui.highlight import escape_markdown
+from ui.jobs import Job, JobBusyError
+from ui.uploads import ALLOWED_SUFFIXES, SaveResult, save_upload
+
+if TYPE_CHECKING:
+    from ingest.pipeline import IngestSummary, ProgressFn
+    from rag.store import FileRecord
+    from rag.types import Encoder
+
+
+@dataclass(frozen=True)
+class DocumentRow:
+    name: str
+    pages: int | None
+    chunks: int | None
+    added: str
+    status: str
+
+
+@st.cache_resource(show_spinner=False, max_entries=32)
+def indexed_files(index_dir: str, revision: str) -> tuple[FileRecord, ...]:
+    """The index's file records; cached per live generation, which never changes once made."""
+    from rag.store import index_exists, read_manifest
+
+    path = Path(index_dir)
+    if not revision or not index_exists(path):
+        return ()
+    return tuple(sorted(read_manifest(path).files.values(), key=lambda f: f.source))
+
+
+def _when(iso: str) -> str:
+    try:
+        t = dt.datetime.fromisoformat(iso.replace("Z", "+00:00"))
+    except ValueError:
+        return iso
+    return t.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def document_rows(
+    records: Sequence[FileRecord], on_disk: Sequence[str], job: Job | None
+) -> list[DocumentRow]:
+    """Indexed documents plus files waiting in the folder (being ingested, or failed)."""
+    failed: dict[str, str] = {}
+    if job is not None and not job.running and job.summary is not None:
+        for item in [*job.summary.files_failed, *job.summary.files_skipped]:
+            failed[str(item["path"])] = str(item["reason"])
+    rows = [DocumentRow(r.source, r.pages, r.chunks, _when(r.added_at), "ready") for r in records]
+    indexed = {r.source for r in records}
+    for name in on_disk:
+        if name in indexed:
+            continue
+        if job is not None and job.running:
+            status = "processing…"
+        elif name in failed:
+            status = f"not added: {failed[name]}"
+        else:
+            status = "waiting"
+        rows.append(DocumentRow(name, None, None, "", status))
+    return rows
+
+
+def start_ingest(
+    settings: Settings, c: Collection, encoder: Encoder, label: str, *, rebuild: bool = False
+) -> None:
+    from ingest.pipeline import ingest_folder
+
+    def work(progress: ProgressFn) -> IngestSummary:
+        return ingest_folder(
+            c.documents_dir,
+            c.index_dir,
+            settings,
+            encoder=encoder,
+            rebuild=rebuild,
+            progress=progress,
+        )
+
+    try:
+        resources.job_board().start(c.name, label, work)
+    except JobBusyError as e:
+        st.warning(str(e))
+
+
+def start_remove(settings: Settings, c: Collection, encoder: Encoder, sources: list[str]) -> None:
+    from ingest.pipeline import remove_documents
+
+    def work(progress: ProgressFn) -> IngestSummary:
+        return remove_documents(c.documents_dir, c.index_dir, settings, sources, encoder=encoder)
+
+    n = len(sources)
+    try:
+        resources.job_board().start(c.name, f"Removing {n} document{'s' * (n != 1)}", work)
+    except JobBusyError as e:
+        st.warning(str(e))
+
+
+def handle_uploads(settings: Settings, c: Collection, encoder: Encoder) -> None:
+    """The uploader (in the current container): save the files, then ingest them."""
+    key = f"uploader_{c.name}_{st.session_state.setdefault('uploader_round', 0)}"
+    busy = resources.job_board().running(c.name)
+    files = st.file_uploader(
+        "Add documents",
+        type=[s.lstrip(".") for s in ALLOWED_SUFFIXES],
+        accept_multiple_files=True,
+        key=key,
+        max_upload_size=max(1, int(-(-settings.max_file_mb // 1))),
+        disabled=busy,
+        help=f"PDF, text, Markdown or HTML; up to {settings.max_file_mb:g} MB each.",
+    )
+    if files:
+        max_bytes = int(settings.max_file_mb * 1024 * 1024)
+        results = [save_upload(c.documents_dir, f.name, f.getvalue(), max_bytes=max_bytes) for f in files]
+        st.session_state["upload_results"] = (c.name, results)
+        saved = [r for r in results if r.outcome == "saved"]
+        if saved:
+            n = len(saved)
+            start_ingest(settings, c, encoder, f"Adding {n} document{'s' * (n != 1)}")
+        # A fresh widget key empties the uploader, so the files are not handled twice.
+        st.session_state["uploader_round"] += 1
+        st.rerun()
+    shown = st.session_state.get("upload_results")
+    if shown and shown[0] == c.name:
+        render_upload_results(shown[1])
+
+
+def render_upload_results(results: Sequence[SaveResult]) -> None:
+    for r in results:
+        if r.outcome == "rejected":
+            st.error(escape_markdown(r.message), icon=":material/block:")
+        elif r.outcome == "duplicate":
+            st.info(escape_markdown(r.message), icon=":material/info:")
+
+
+def render_job_result(job: Job) -> None:
+    """What the last job did: counts, and every file that did not go in, with why."""
+    if job.error is not None:
+        st.error(
+            f"{escape_markdown(job.label)} failed: {escape_markdown(job.error)}", icon=":material/error:"
+        )
+        return
+    s = job.summary
+    if s is None:
+        return
+    parts = []
+    if s.files_ok:
+        parts.append(f"{s.files_ok} added")
+    if s.files_removed:
+        parts.append(f"{s.files_removed} removed")
+    if s.files_unchanged:
+        parts.append(f"{s.files_unchanged} unchanged")
+    text = ", ".join(parts) or "nothing changed"
+    st.success(
+        f"{escape_markdown(job.label)}: {text}; "
+        f"{s.total_chunks} passages in the collection ({s.seconds:.1f} s)",
+        icon=":material/check_circle:",
+    )
+    for item in [*s.files_failed, *s.files_skipped]:
+        st.error(
+            f"**{escape_markdown(str(item['path']))}** not added: {escape_markdown(str(item['reason']))}",
+            icon=":material/block:",
+        )
+
+
+@st.fragment(run_every=1.0)
+def job_progress(collection: str) -> None:
+    """Polls the running job; when it is done, re-runs the page so everything refreshes."""
+    job = resources.job_board().last(collection)
+    if job is None or not job.running:
+        st.rerun()
+        return
+    st.progress(job.fraction, text=escape_markdown(job.progress_text))
+    st.caption(f"{job.elapsed:.0f} s · you can keep chatting; answers use the documents already indexed.")
+
+
+def render_job(collection: str) -> None:
+    job = resources.job_board().last(collection)
+    if job is None:
+        return
+    if job.running:
+        job_progress(collection)
+        return
+    seen: set[str] = st.session_state.setdefault("seen_jobs", set())
+    if job.id in seen:
+        return
+    render_job_result(job)
+    if st.button("Dismiss", key=f"dismiss_{job.id}"):
+        seen.add(job.id)
+        st.rerun()
+
+
+def render_documents(settings: Settings, c: Collection, encoder: Encoder) -> int:
+    """The documents table and remove controls; returns how many documents are indexed."""
+    board = resources.job_board()
+    job = board.last(c.name)
+    records = indexed_files(str(c.index_dir), index_revision(c))
+    rows = document_rows(records, document_files(c), job)
+    total_chunks = sum(r.chunks for r in records)
+    label = f"Documents ({len(records)} · {total_chunks} passages)"
+    with st.expander(label, expanded=not records):
+        if not rows:
+            st.info("This collection is empty. Add PDF, text, Markdown or HTML files with **Add documents**.")
+            return 0
+        st.dataframe(
+            {
+                "Document": [r.name for r in rows],
+                "Pages": [r.pages for r in rows],
+                "Passages": [r.chunks for r in rows],
+                "Added": [r.added for r in rows],
+                "Status": [r.status for r in rows],
+            },
+            hide_index=True,
+            width="stretch",
+        )
+        busy = board.running(c.name)
+        names = [r.name for r in rows]
+        cols = st.columns([3, 1], vertical_alignment="bottom")
+        round_ = st.session_state.setdefault("remove_round", 0)
+        chosen = cols[0].multiselect(
+            "Remove documents",
+            names,
+            key=f"remove_sel_{c.name}_{round_}",
+            disabled=busy,
+            placeholder="Choose documents",
+        )
+        if cols[1].button("Remove", key=f"remove_btn_{c.name}", disabled=busy or not chosen):
+            start_remove(settings, c, encoder, list(chosen))
+            # A fresh key clears the selection of names that are about to disappear.
+            st.session_state["remove_round"] = round_ + 1
+            st.rerun()
+    return len(records)
