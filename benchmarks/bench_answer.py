@@ -15,7 +15,6 @@ import json
 import random
 import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import torch

@@ -15,11 +15,13 @@ speed and vectors. Retrieval-quality impact (nDCG) is measured by the eval harne
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import resource
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -38,8 +40,44 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_PATHS = [ROOT / "tests" / "data" / "pdfs", ROOT / "corpora" / "sample"]
 
 
-def peak_rss_mb(who: int = resource.RUSAGE_SELF) -> float:
-    return resource.getrusage(who).ru_maxrss / 1024  # Linux reports KiB
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+class ChildRSS:
+    """Peak summed RSS of this process's children (the parse workers), sampled.
+
+    ru_maxrss of RUSAGE_CHILDREN is useless here: a spawned child counts the parent's
+    whole RSS for the instant between fork and exec.
+    """
+
+    def __init__(self, every_s: float = 0.1) -> None:
+        import psutil
+
+        self._me = psutil.Process()
+        self._every = every_s
+        self.peak_mb = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        import psutil
+
+        while not self._stop.is_set():
+            total = 0
+            for child in self._me.children(recursive=True):
+                with contextlib.suppress(psutil.Error):  # exited between listing and reading
+                    total += child.memory_info().rss
+            self.peak_mb = max(self.peak_mb, total / 2**20)
+            self._stop.wait(self._every)
+
+    def __enter__(self) -> ChildRSS:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 def link_corpus(paths: list[Path], into: Path) -> None:
@@ -113,7 +151,8 @@ def main() -> None:
         encoder = build_encoder(settings)
         load_s = time.perf_counter() - t
         idx = Path(tmp) / "index"
-        s = ingest_folder(corpus, idx, settings, encoder=encoder, rebuild=True)
+        with ChildRSS() as workers_rss:
+            s = ingest_folder(corpus, idx, settings, encoder=encoder, rebuild=True)
         rss_ours = peak_rss_mb()
         rows += [
             ("device / precision", f"{encoder.device} / {encoder.precision}"),
@@ -129,12 +168,11 @@ def main() -> None:
             ("chunks/s end to end", f"{s.chunks_per_s:.1f}"),
             ("chunks/s embedding only", f"{s.chunks / max(s.embed_seconds, 1e-9):.1f}"),
             ("peak RSS MB (main, after ingest)", f"{rss_ours:.0f}"),
-            ("peak RSS MB (largest parse worker)", f"{peak_rss_mb(resource.RUSAGE_CHILDREN):.0f}"),
+            ("peak RSS MB (all parse workers together)", f"{workers_rss.peak_mb:.0f}"),
         ]
 
         index = open_index(idx, encoder)
-        probe = np.ones((1, index.manifest.dimension), dtype=np.float32)
-        ids = sorted(r for r, _ in index.dense_search(probe, len(index))[0])
+        ids = index.rows()
         texts = [c.text for c in index.chunks(ids)]
         ours = index.vectors(ids)
         index.close()

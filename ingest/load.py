@@ -16,8 +16,6 @@ from pathlib import Path
 
 from rag.types import Page, ParsedDocument
 
-log = logging.getLogger(__name__)
-
 PDF_SUFFIXES = frozenset({".pdf"})
 TEXT_SUFFIXES = frozenset({".txt", ".text", ".md", ".markdown", ".rst"})
 HTML_SUFFIXES = frozenset({".html", ".htm", ".xhtml"})

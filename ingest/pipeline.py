@@ -212,6 +212,13 @@ def plan_parse_jobs(todo: Sequence[Candidate], workers: int) -> tuple[list[Parse
     return jobs, parts
 
 
+def _sha256_or_none(path: Path) -> str | None:
+    try:
+        return file_sha256(path)
+    except OSError:
+        return None
+
+
 def _n_jobs(todo: Sequence[Candidate]) -> int:
     # One long PDF alone is still worth a pool: its parts run in parallel.
     return len(todo) + sum(1 for c in todo if c.size >= _SPLIT_MIN_BYTES)
@@ -249,15 +256,14 @@ class _Transaction:
         return w
 
     def commit(self, reopen: bool) -> None:
-        self.writer.commit()
-        self.writer.__exit__(None, None, None)
+        if reopen:
+            # Keeps the lock across the checkpoint: no other writer can slip in between.
+            self.writer.checkpoint()
+        else:
+            self.writer.commit()
+            self.writer.__exit__(None, None, None)
         self.commits += 1
         self.dirty = False
-        if reopen:
-            # subtle: the lock is released for an instant here; a writer that grabs it in
-            # that instant makes this one stop with IndexLockedError, losing nothing that
-            # was committed.
-            self.writer = self._open(rebuild=False)
 
     def __enter__(self) -> _Transaction:
         return self
@@ -319,10 +325,10 @@ def ingest_folder(
         todo: list[Candidate] = []
         for c in candidates:
             rec = known.get(c.source)
-            if rec is not None and rec.sha256 == file_sha256(c.path):
+            if rec is not None and rec.sha256 == _sha256_or_none(c.path):
                 summary.files_unchanged += 1
             else:
-                todo.append(c)
+                todo.append(c)  # unreadable files too: parsing reports why
         _ingest_files(todo, known, txn, encoder, settings, size, overlap, summary, report,
                       runner or make_runner(settings.parse_workers, _n_jobs(todo)), checkpoint_s)
         if txn.dirty:

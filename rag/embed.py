@@ -50,7 +50,10 @@ class SentenceTransformerEncoder:
         self.device = resolve_device(device)
         self._model = SentenceTransformer(model, device=self.device)
         self.name = name or model
-        dim = self._model.get_sentence_embedding_dimension()
+        # Renamed in sentence-transformers 5; keep working with older releases too.
+        get_dim = getattr(self._model, "get_embedding_dimension", None) or getattr(
+            self._model, "get_sentence_embedding_dimension")
+        dim = get_dim()
         if dim is None:
             raise ValueError(f"encoder {model!r} does not report an embedding dimension")
         self.dimension = int(dim)

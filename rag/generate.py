@@ -20,13 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import (
-    AutoModelForCausalLM,
-    StoppingCriteria,
-    StoppingCriteriaList,
-    TextIteratorStreamer,
-)
-from transformers import AutoTokenizer as _AutoTokenizer
+import transformers
+from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
 
 from rag.device import resolve_device
 from rag.settings import DEFAULT_MODEL, Settings
@@ -34,9 +29,10 @@ from rag.types import DecodingParams
 
 log = logging.getLogger(__name__)
 
-# Subtle: transformers 5 types AutoTokenizer.from_pretrained through a decorator mypy reads
-# as an unbound method; the class is used only through that call.
-AutoTokenizer: Any = _AutoTokenizer
+# Subtle: transformers 5 types the Auto classes' from_pretrained through a decorator mypy
+# reads as an unbound method; the classes are used only through that call.
+AutoTokenizer: Any = transformers.AutoTokenizer
+AutoModelForCausalLM: Any = transformers.AutoModelForCausalLM
 
 #: Bumped when the cache layout changes, so old caches are ignored rather than misread.
 CACHE_FORMAT = "docchat-decoder-cache-1"

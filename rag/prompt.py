@@ -1,8 +1,10 @@
 """The reader prompt: numbered passages framed as quoted data, fitted to a token budget.
 
 The defaults were chosen by measurement (``benchmarks/tune_reader.py`` on SQuAD dev with
-the gold paragraph given) for SmolLM2-135M-Instruct, which rambles and guesses unless told
-to copy a short span; see ``PromptStyle``.
+the gold paragraph given) for SmolLM2-135M-Instruct, which rambles and guesses unless shown
+a short answer: one worked example as an earlier chat turn and the question after the
+passages scored F1 19.0 / contains 52.5 (n=40), against 9.6 without the example and 14.7
+with the question also before the passages.
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ class PromptStyle:
 
     system: str = SYSTEM_PROMPT
     examples: int = 1  # worked examples (0-3) given as earlier chat turns
-    question_first: bool = True  # question before the passages as well as after them
+    question_first: bool = False  # question before the passages as well as after them
     answer_prefix: str | None = None  # start of the assistant's reply, continued by the model
     plain: bool = False  # baseline layout: "Context: ... Question: ..." (for measurement)
 

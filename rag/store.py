@@ -245,16 +245,24 @@ class Index:
             for d, s in zip(docs[0], scores[0], strict=True) if s > 0
         ]
 
+    def _select(self, columns: str, rows: Sequence[int]) -> Iterator[tuple[Any, ...]]:
+        # In slices: SQLite caps the number of bound variables in one statement.
+        for i in range(0, len(rows), 10_000):
+            part = [int(r) for r in rows[i : i + 10_000]]
+            marks = ",".join("?" * len(part))
+            yield from self._db.execute(
+                f"SELECT row, {columns} FROM chunks WHERE row IN ({marks})", part
+            )
+
+    def rows(self) -> list[int]:
+        """Row ids of every chunk, in insertion order (they have gaps after deletions)."""
+        return [r for (r,) in self._db.execute("SELECT row FROM chunks ORDER BY row")]
+
     def chunks(self, rows: Sequence[int]) -> list[Chunk]:
         if not rows:
             return []
-        marks = ",".join("?" * len(rows))
-        cur = self._db.execute(
-            f'SELECT row, id, source, page, start, "end", text FROM chunks WHERE row IN ({marks})',
-            list(rows),
-        )
         by_row = {r[0]: Chunk(source=r[2], page=r[3], start=r[4], end=r[5], text=r[6], id=r[1])
-                  for r in cur}
+                  for r in self._select('id, source, page, start, "end", text', rows)}
         missing = [r for r in rows if r not in by_row]
         if missing:
             raise IndexCorruptError(f"index {self.path}: rows {missing[:5]} missing from chunks")
@@ -263,9 +271,7 @@ class Index:
     def vectors(self, rows: Sequence[int]) -> FloatArray:
         if not rows:
             return np.zeros((0, self.manifest.dimension), dtype=np.float32)
-        marks = ",".join("?" * len(rows))
-        got = dict(self._db.execute(f"SELECT row, vector FROM chunks WHERE row IN ({marks})",
-                                    list(rows)).fetchall())
+        got = {r[0]: r[1] for r in self._select("vector", rows)}
         return np.stack([np.frombuffer(got[r], dtype=np.float32) for r in rows])
 
     def close(self) -> None:
@@ -471,6 +477,19 @@ class IndexWriter:
         retriever.index(bm25_tokenize(texts), show_progress=False)
         retriever.save(str(gen / "bm25"), allow_pickle=False)
         np.save(gen / "bm25" / "rows.npy", np.array(rows, dtype=np.int64), allow_pickle=False)
+
+    def checkpoint(self) -> Manifest:
+        """Commit what is there and go on in a fresh generation, keeping the lock.
+
+        Long ingests call this now and then, so a crash late in the run loses only the
+        work since the last checkpoint; no other writer can slip in between.
+        """
+        manifest = self.commit()
+        self._committed = False
+        self._gen = None
+        self.rebuild = False
+        self._begin()
+        return manifest
 
     def commit(self) -> Manifest:
         if self._gen is None or self._db is None:

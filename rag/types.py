@@ -132,9 +132,9 @@ class Generator(Protocol):
 
 @dataclass(frozen=True)
 class DecodingParams:
-    max_new_tokens: int = 96
+    max_new_tokens: int = 32
     do_sample: bool = False
     temperature: float = 0.7
     top_k: int = 50
     top_p: float = 0.95
-    repetition_penalty: float = 1.1
+    repetition_penalty: float = 1.0

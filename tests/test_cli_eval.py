@@ -46,10 +46,15 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
 @pytest.fixture
 def fake_index(env: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
     encoder = FakeEncoder()
-    settings = Settings(indexes_dir=env["index"].parent, model_cache_dir=env["index"].parent)
+    settings = _settings(env["index"])
     ingest_folder(env["corpus"], env["index"], settings, encoder=encoder)
     monkeypatch.setattr(rag.embed, "build_encoder", lambda settings: encoder)
     return env
+
+
+def _settings(index_dir: Path) -> Settings:
+    d = index_dir.parent
+    return Settings(indexes_dir=d, model_cache_dir=d)  # type: ignore[call-arg]  # Field(default)
 
 
 def _run(*argv: str) -> int:
@@ -135,7 +140,7 @@ def test_missing_index_and_bad_flags(env: dict[str, Path],
 def test_index_built_with_another_encoder_is_refused(
     env: dict[str, Path], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    settings = Settings(indexes_dir=env["index"].parent, model_cache_dir=env["index"].parent)
+    settings = _settings(env["index"])
     ingest_folder(env["corpus"], env["index"], settings, encoder=FakeEncoder(dimension=32))
     monkeypatch.setattr(rag.embed, "build_encoder", lambda settings: FakeEncoder(dimension=64))
     assert _run("--index", str(env["index"]), "--qa", str(env["qa"])) == 1
@@ -146,7 +151,7 @@ def test_index_built_with_another_encoder_is_refused(
 def test_real_encoder_end_to_end(env: dict[str, Path], real_encoder: Any,
                                  capsys: pytest.CaptureFixture[str],
                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    settings = Settings(indexes_dir=env["index"].parent, model_cache_dir=env["index"].parent)
+    settings = _settings(env["index"])
     ingest_folder(env["corpus"], env["index"], settings, encoder=real_encoder)
     # The session's encoder, so the model loads once; build_encoder itself is what it calls.
     monkeypatch.setattr(rag.embed, "build_encoder", lambda settings: real_encoder)

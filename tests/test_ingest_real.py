@@ -53,8 +53,7 @@ def pdf_index(tmp_path_factory: pytest.TempPathFactory,
 
 
 def _all_chunks(index: Index) -> list[Chunk]:
-    probe = np.ones((1, index.manifest.dimension), dtype=np.float32)
-    rows = sorted(r for r, _ in index.dense_search(probe, len(index))[0])
+    rows = index.rows()
     return index.chunks(rows)
 
 

@@ -8,7 +8,6 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 import pytest
 from pypdf import PdfReader, PdfWriter
 
@@ -42,8 +41,7 @@ def corpus(tmp_path: Path) -> Path:
 
 def _all_chunks(index: Index) -> list[Chunk]:
     # Rows are not contiguous after deletions; an exhaustive search lists every one.
-    probe = np.ones((1, index.manifest.dimension), dtype=np.float32)
-    rows = sorted(r for r, _ in index.dense_search(probe, len(index))[0])
+    rows = index.rows()
     assert len(rows) == len(index)
     return index.chunks(rows)
 

@@ -41,18 +41,20 @@ Metrics = dict[str, float | int]
 
 
 def _ingest(corpus: Path, index_dir: Path, encoder: Encoder) -> None:
-    settings = Settings(indexes_dir=index_dir.parent, model_cache_dir=index_dir.parent / "cache")
+    settings = Settings(  # type: ignore[call-arg]  # mypy misreads Field(default)
+        indexes_dir=index_dir.parent, model_cache_dir=index_dir.parent / "cache"
+    )
     summary = ingest_folder(corpus, index_dir, settings, encoder=encoder)
     assert not summary.files_failed, summary.files_failed
     assert summary.total_chunks > 0
 
 
-def _evaluator(index_dir: Path, encoder: Encoder, items: list[QAItem]) -> Callable[[str], Metrics]:
+def _evaluator(index_dir: Path, encoder: Encoder, items: list[QAItem]) -> Callable[[RetrieverMode], Metrics]:
     index = open_index(index_dir, encoder)
     questions = BatchedQueryEncoder(encoder, [i.question for i in items])
 
     @cache
-    def evaluate(mode: str) -> Metrics:
+    def evaluate(mode: RetrieverMode) -> Metrics:
         retriever = HybridRetriever(index=index, encoder=questions, mode=mode, k=10)
         metrics = run_eval(items, retriever.invoke, k=10).to_json()
         print(f"\n{index_dir.name} {mode}: " + " ".join(f"{k}={v:.3f}" for k, v in metrics.items()))
@@ -63,7 +65,7 @@ def _evaluator(index_dir: Path, encoder: Encoder, items: list[QAItem]) -> Callab
 
 @pytest.fixture(scope="session")
 def squad_articles(tmp_path_factory: pytest.TempPathFactory,
-                   real_encoder: Encoder) -> Callable[[str], Metrics]:
+                   real_encoder: Encoder) -> Callable[[RetrieverMode], Metrics]:
     index_dir = tmp_path_factory.mktemp("quality") / "squad_articles"
     _ingest(CORPORA / "squad" / "docs", index_dir, real_encoder)
     return _evaluator(index_dir, real_encoder, load_qa(CORPORA / "squad" / "qa.jsonl"))
@@ -71,7 +73,7 @@ def squad_articles(tmp_path_factory: pytest.TempPathFactory,
 
 @pytest.fixture(scope="session")
 def squad_paragraphs(tmp_path_factory: pytest.TempPathFactory,
-                     real_encoder: Encoder) -> Callable[[str], Metrics]:
+                     real_encoder: Encoder) -> Callable[[RetrieverMode], Metrics]:
     root = tmp_path_factory.mktemp("paragraphs")
     corpus = root / "docs"
     for article in PARAGRAPH_ARTICLES:
@@ -84,7 +86,7 @@ def squad_paragraphs(tmp_path_factory: pytest.TempPathFactory,
 
 @pytest.fixture(scope="session")
 def sample_pdf_pages(tmp_path_factory: pytest.TempPathFactory,
-                     real_encoder: Encoder) -> Callable[[str], Metrics]:
+                     real_encoder: Encoder) -> Callable[[RetrieverMode], Metrics]:
     index_dir = tmp_path_factory.mktemp("quality") / "sample"
     _ingest(CORPORA / "sample", index_dir, real_encoder)
     items = [i for i in load_qa(CORPORA / "sample_qa.jsonl") if i.id.startswith("pdf-")]
@@ -96,17 +98,18 @@ def sample_pdf_pages(tmp_path_factory: pytest.TempPathFactory,
 # --- SQuAD, article level -----------------------------------------------------------------
 
 
-def test_squad_articles_hybrid_floors(squad_articles: Callable[[str], Metrics]) -> None:
+def test_squad_articles_hybrid_floors(squad_articles: Callable[[RetrieverMode], Metrics]) -> None:
     m = squad_articles("hybrid")
+    # measured: hit@1 0.983, hit@5 0.995, MRR 0.988, nDCG 0.991 (16 articles: easy)
     assert m["n"] == 406
-    assert m["hit@5"] >= 0.97
-    assert m["hit@1"] >= 0.95
-    assert m["mrr@10"] >= 0.96
-    assert m["ndcg@10"] >= 0.965
+    assert m["hit@5"] >= 0.98
+    assert m["hit@1"] >= 0.96
+    assert m["mrr@10"] >= 0.97
+    assert m["ndcg@10"] >= 0.975
 
 
 def test_squad_articles_hybrid_not_worse_than_either_side(
-    squad_articles: Callable[[str], Metrics],
+    squad_articles: Callable[[RetrieverMode], Metrics],
 ) -> None:
     hybrid, dense, bm25 = (squad_articles(m) for m in MODES)
     for single in (dense, bm25):
@@ -117,17 +120,20 @@ def test_squad_articles_hybrid_not_worse_than_either_side(
 # --- SQuAD, paragraph level (the sensitive one) ------------------------------------------------
 
 
-def test_squad_paragraphs_hybrid_floors(squad_paragraphs: Callable[[str], Metrics]) -> None:
+def test_squad_paragraphs_hybrid_floors(squad_paragraphs: Callable[[RetrieverMode], Metrics]) -> None:
     m = squad_paragraphs("hybrid")
-    assert m["n"] >= 1000
-    assert m["hit@5"] >= 0.9
-    assert m["hit@1"] >= 0.7
-    assert m["mrr@10"] >= 0.8
-    assert m["ndcg@10"] >= 0.84
+    # measured: hit@1 0.846, hit@5 0.982, MRR 0.909, nDCG 0.930 (dense alone: 0.750, 0.951,
+    # 0.836, 0.871; BM25 alone: 0.864, 0.963, 0.909, 0.927). hit@5 >= 0.97 is above either
+    # side alone, so losing the fusion fails here whichever side survives.
+    assert m["n"] == 1008
+    assert m["hit@5"] >= 0.97
+    assert m["hit@1"] >= 0.8
+    assert m["mrr@10"] >= 0.89
+    assert m["ndcg@10"] >= 0.915
 
 
 def test_squad_paragraphs_fusion_beats_dense_and_holds_bm25(
-    squad_paragraphs: Callable[[str], Metrics],
+    squad_paragraphs: Callable[[RetrieverMode], Metrics],
 ) -> None:
     hybrid, dense, bm25 = (squad_paragraphs(m) for m in MODES)
     # Fusion must add to the encoder clearly, and not lose to BM25 on hit@5; on nDCG, BM25
@@ -141,7 +147,9 @@ def test_squad_paragraphs_fusion_beats_dense_and_holds_bm25(
 # --- PDFs, page level -----------------------------------------------------------------------
 
 
-def test_sample_pdf_questions_find_their_page(sample_pdf_pages: Callable[[str], Metrics]) -> None:
+def test_sample_pdf_questions_find_their_page(sample_pdf_pages: Callable[[RetrieverMode], Metrics]) -> None:
     m = sample_pdf_pages("hybrid")
-    assert m["hit@5"] >= 0.85
-    assert m["mrr@10"] >= 0.7
+    # measured: 1.0 on every metric (18 questions; one miss costs 0.056)
+    assert m["hit@5"] >= 0.94
+    assert m["hit@1"] >= 0.83
+    assert m["mrr@10"] >= 0.88

@@ -272,6 +272,19 @@ def test_new_empty_collection_then_upload(models: Models) -> None:
     assert any("not allowed" in e for e in texts(at.error))
 
 
+def test_a_model_that_fails_to_load_is_named(models: Models, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(settings: Any) -> Any:
+        raise OSError("decoder weights not found at /nowhere/model.gguf")
+
+    monkeypatch.setattr(resources, "make_generator", broken)
+    at = start()
+    ask(at, "When was the Eiffel Tower completed?")
+    assert not at.exception
+    assert texts(at.error) == [
+        "Cannot load the language model: decoder weights not found at /nowhere/model.gguf"
+    ]
+
+
 def test_errors_are_short_messages_not_tracebacks(models: Models) -> None:
     class Broken(FakeGenerator):
         def stream(self, messages: Any, params: Any) -> Iterator[str]:

@@ -105,7 +105,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, psut
         assert "Traceback" not in server_log, server_log[-3000:]
 
 
-def test_first_start_then_upload_pdf_ask_and_see_the_source_page(server: tuple[str, psutil.Process, Path]) -> None:
+def test_first_start_then_upload_pdf_ask_and_see_the_source_page(
+    server: tuple[str, psutil.Process, Path],
+) -> None:
     from playwright.sync_api import expect, sync_playwright
 
     url, app, notes = server

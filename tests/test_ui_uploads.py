@@ -114,3 +114,9 @@ def test_hidden_files_are_not_duplicates(tmp_path: Path) -> None:
     (docs / ".secret.txt").write_bytes(b"abc")
     r = save_upload(docs, "visible.txt", b"abc", max_bytes=MB)
     assert r.outcome == "saved"
+
+
+def test_allowed_types_are_ones_ingestion_parses() -> None:
+    from ingest.load import SUPPORTED_SUFFIXES
+
+    assert set(ALLOWED_SUFFIXES) <= set(SUPPORTED_SUFFIXES)

@@ -72,7 +72,7 @@ def choose_collection(settings: Settings) -> Collection:
         names.append(current)
     index = names.index(current) if current in names else names.index(first)
     name = st.selectbox("Collection", names, index=index, key="collection_select")
-    with st.popover("New collection", icon=":material/add:", width="stretch"):
+    with st.expander("New collection", icon=":material/add:"):
         st.text_input("Name", key="new_collection_name", placeholder="e.g. contracts-2026", max_chars=48)
         st.button("Create", on_click=_create_collection_clicked, args=(settings,), type="primary")
     if err := st.session_state.get("collection_error"):
@@ -140,16 +140,23 @@ def main() -> None:
 
     revision = index_revision(c)
     ready = n_docs > 0 and bool(revision)
-    if not ready and not turns:
+    if not ready and not turns and not resources.job_board().running(c.name):
         st.info(
             "Add documents with **Add documents** in the sidebar, then ask about them here.",
             icon=":material/arrow_back:",
         )
-    question = st.chat_input(
-        "Ask a question about these documents" if ready else "Add documents to start asking",
-        disabled=not ready,
-    )
+    # One fixed identity (key and text): a widget whose placeholder changed would be a new
+    # widget, and the browser would briefly show both.
+    question = st.chat_input("Ask a question about these documents", key="question", disabled=not ready)
     if question and ready:
+        # Loaded on the first question, not at start-up: browsing and uploading do not
+        # need the decoder. Two steps, so a failure names the part that failed.
+        try:
+            resources.shared_generator(settings, resources.settings_key(settings))
+        except Exception as e:
+            log.exception("loading the language model failed")
+            st.error(f"Cannot load the language model: {error_text(e)}")
+            return
         try:
             chain = resources.shared_chain(settings, c.index_dir, revision)
         except Exception as e:

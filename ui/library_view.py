@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import streamlit as st
 
 from rag.settings import Settings
+from rag.store import index_exists
 from ui import resources
 from ui.collection import Collection, document_files, index_revision
 from ui.highlight import escape_markdown
@@ -187,7 +188,11 @@ def job_progress(collection: str) -> None:
         st.rerun()
         return
     st.progress(job.fraction, text=escape_markdown(job.progress_text))
-    st.caption(f"{job.elapsed:.0f} s · you can keep chatting; answers use the documents already indexed.")
+    if index_exists(resources.load_settings().index_path(collection)):
+        note = "you can keep chatting; answers use the documents indexed so far"
+    else:
+        note = "the chat opens as soon as the index is ready"
+    st.caption(f"{job.elapsed:.0f} s · {note}")
 
 
 def render_job(collection: str) -> None:
@@ -221,8 +226,9 @@ def render_documents(settings: Settings, c: Collection, encoder: Encoder) -> int
         st.dataframe(
             {
                 "Document": [r.name for r in rows],
-                "Pages": [r.pages for r in rows],
-                "Passages": [r.chunks for r in rows],
+                # Text, so files still waiting show a blank rather than "None".
+                "Pages": ["" if r.pages is None else str(r.pages) for r in rows],
+                "Passages": ["" if r.chunks is None else str(r.chunks) for r in rows],
                 "Added": [r.added for r in rows],
                 "Status": [r.status for r in rows],
             },
