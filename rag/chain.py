@@ -25,13 +25,20 @@ from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables import Runnable, RunnableLambda
 
-from rag.citations import cite, says_unknown
+from rag.citations import cite, grounded_fraction, says_unknown
 from rag.prompt import PromptStyle, build_prompt
 from rag.settings import RetrieverMode, Settings
 from rag.types import Answer, DecodingParams, Encoder, Generator, Source
 
 #: What the user reads when the documents do not answer the question.
 ABSTAIN_TEXT = "The documents do not contain an answer to this question."
+UNGROUNDED_TEXT = (
+    "I could not find an answer in the documents that I can back up. "
+    "The closest passages are below."
+)
+#: Below this share of content words found in the passages, a reply is not an answer
+#: drawn from the documents (rag.citations.grounded_fraction).
+MIN_GROUNDED = 0.5
 
 _PRONOUNS = frozenset({
     "it", "its", "it's", "they", "them", "their", "theirs", "he", "him", "his", "she", "her",
@@ -235,6 +242,10 @@ class RagChain:
         if says_unknown(reply):
             timings["total_s"] = time.perf_counter() - t0
             yield Done(Answer(ABSTAIN_TEXT, True, shown, [], timings))
+            return
+        if grounded_fraction(reply, prompt.sources) < MIN_GROUNDED:
+            timings["total_s"] = time.perf_counter() - t0
+            yield Done(Answer(UNGROUNDED_TEXT, True, shown, [], timings))
             return
         cited = cite(reply, prompt.sources)
         if cited.text.startswith(reply) and len(cited.text) > len(reply):

@@ -73,6 +73,30 @@ def supporting_passages(answer: str, sources: Sequence[Source]) -> list[int]:
     return [sources[0].n]
 
 
+# Function words carry no claim: an answer is grounded by its content words alone.
+_FUNCTION_WORDS = frozenset([
+    "a", "an", "the", "of", "in", "on", "at", "to", "for", "from", "by", "with", "and", "or",
+    "but", "not", "is", "are", "was", "were", "be", "been", "being", "it", "its", "this", "that",
+    "these", "those", "as", "which", "who", "whom", "what", "when", "where", "why", "how", "he",
+    "she", "they", "them", "his", "her", "their", "there", "here", "do", "does", "did", "has",
+    "have", "had", "will", "would", "can", "could",
+])
+
+
+def grounded_fraction(answer: str, sources: Sequence[Source]) -> float:
+    """Share of the answer's content words that occur in the passages it was given.
+
+    A 135M model sometimes writes fluent words that are in no passage ("Kyrkia kalifornia"
+    for a capital city listed in a table): such a reply must not be shown as an answer
+    drawn from the documents.
+    """
+    words = [w for w in normalize(strip_markers(answer)).split() if w not in _FUNCTION_WORDS]
+    if not words:
+        return 1.0
+    vocab = set(normalize(" ".join(s.text for s in sources)).split())
+    return sum(w in vocab for w in words) / len(words)
+
+
 @dataclass(frozen=True)
 class Cited:
     text: str  # the answer with valid markers only (added when the model wrote none)

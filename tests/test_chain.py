@@ -9,6 +9,7 @@ import pytest
 
 from rag.chain import (
     ABSTAIN_TEXT,
+    UNGROUNDED_TEXT,
     ChainEvent,
     Done,
     RagChain,
@@ -138,6 +139,21 @@ def test_model_saying_unknown_is_an_abstention(settings: Settings, index_dir: Pa
     a = make_chain(settings, index_dir, gen).invoke("Who designed the Eiffel Tower?")
     assert a.abstained and a.text == ABSTAIN_TEXT and a.cited == []
     assert a.sources and len(gen.prompts) == 1
+
+
+def test_reply_made_of_words_in_no_passage_is_not_shown_as_an_answer(
+    settings: Settings, index_dir: Path
+) -> None:
+    gen = FakeGenerator(script="Kyrkia kalifornia. [1]")
+    a = make_chain(settings, index_dir, gen).invoke("When was the Eiffel Tower completed?")
+    assert a.abstained and a.text == UNGROUNDED_TEXT and a.cited == []
+    assert a.sources, "the nearest passages are still shown"
+
+
+def test_grounded_paraphrase_is_kept(settings: Settings, index_dir: Path) -> None:
+    gen = FakeGenerator(script="It was completed in the year 1889")
+    a = make_chain(settings, index_dir, gen).invoke("When was the Eiffel Tower completed?")
+    assert not a.abstained and "1889" in a.text
 
 
 def test_token_budget_respected_with_very_long_passages(settings: Settings, tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from rag.settings import Settings
 from rag.testing import FakeEncoder, FakeGenerator
 from ui import collection as ui_collection
 from ui import resources
@@ -165,7 +166,8 @@ def test_upload_ingest_ask_answer_with_sources(models: Models) -> None:
     # Decoding and retrieval settings travel with the request.
     call = models.stream_calls[-1]
     assert call["k"] == 4 and call["mode"] == "hybrid"
-    assert call["params"].do_sample is False and call["params"].max_new_tokens == 96
+    assert call["params"].do_sample is False
+    assert call["params"].max_new_tokens == Settings().max_new_tokens  # the sidebar default
 
 
 def test_sidebar_settings_are_passed_per_request_without_rebuilding(models: Models) -> None:
