@@ -51,8 +51,9 @@ class SentenceTransformerEncoder:
         self._model = SentenceTransformer(model, device=self.device)
         self.name = name or model
         # Renamed in sentence-transformers 5; keep working with older releases too.
-        get_dim = getattr(self._model, "get_embedding_dimension", None) or getattr(
-            self._model, "get_sentence_embedding_dimension")
+        get_dim = getattr(self._model, "get_embedding_dimension", None)
+        if get_dim is None:
+            get_dim = self._model.get_sentence_embedding_dimension
         dim = get_dim()
         if dim is None:
             raise ValueError(f"encoder {model!r} does not report an embedding dimension")
