@@ -21,23 +21,20 @@ The plain prompt (plain, 96 tokens, penalty 1.1) scored F1 16-17 on 100 random q
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import sys
 import time
-from collections import Counter
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
+from squad_sample import load_items  # benchmarks/ is on sys.path when run as a script
 
 from rag.citations import first_line, normalize, says_unknown, strip_markers
+from rag.evaluate import token_f1
 from rag.generate import HFGenerator, build_generator
 from rag.prompt import PLAIN_SYSTEM_PROMPT, PromptStyle, build_prompt
 from rag.settings import Settings
 from rag.types import DecodingParams, Source
-
-SQUAD = Path("/work/shared/evaldata/squad_v1.1/dev-v1.1.json")
 
 
 @dataclass(frozen=True)
@@ -47,13 +44,6 @@ class Variant:
     stop_at_newline: bool = True
 
 
-def squad_f1(pred: str, gold: str) -> float:
-    p, g = normalize(pred).split(), normalize(gold).split()
-    common = sum((Counter(p) & Counter(g)).values())
-    if common == 0:
-        return 0.0
-    prec, rec = common / len(p), common / len(g)
-    return 2 * prec * rec / (prec + rec)
 
 
 def snap_to_passage(reply: str, passage: str) -> str:
@@ -65,20 +55,14 @@ def snap_to_passage(reply: str, passage: str) -> str:
     best, best_f1 = reply, 0.0
     for i in range(len(words)):
         for j in range(i + 1, min(len(words), i + target + 3) + 1):
-            f1 = squad_f1(" ".join(words[i:j]), reply)
+            f1 = token_f1(" ".join(words[i:j]), reply)
             if f1 > best_f1:
                 best, best_f1 = " ".join(words[i:j]).strip(".,;:"), f1
     return best if best_f1 >= 0.5 else reply
 
 
 def load_sample(n: int, seed: int) -> list[tuple[str, str, str, list[str]]]:
-    data = json.loads(SQUAD.read_text())["data"]
-    items = [
-        (art["title"], para["context"], qa["question"], [a["text"] for a in qa["answers"]])
-        for art in data
-        for para in art["paragraphs"]
-        for qa in para["qas"]
-    ]
+    items = [(it.title, it.context, it.question, it.answers) for it in load_items()]
     return random.Random(seed).sample(items, n)
 
 
@@ -149,9 +133,9 @@ def run_variant(gen: HFGenerator, v: Variant, sample: list[tuple[str, str, str, 
         if k < show:
             print(f"  Q: {question} | gold: {golds[0]!r} | reply: {reply[:100]!r} -> {answer[:60]!r}")
         em += max(float(normalize(answer) == normalize(g)) for g in golds)
-        f1 += max(squad_f1(answer, g) for g in golds)
+        f1 += max(token_f1(answer, g) for g in golds)
         snapped = snap_to_passage(answer, context)
-        snap_f1 += max(squad_f1(snapped, g) for g in golds)
+        snap_f1 += max(token_f1(snapped, g) for g in golds)
         contains += float(any(normalize(g) in normalize(answer) for g in golds) and bool(answer))
     n = len(sample)
     return {

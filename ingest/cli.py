@@ -80,9 +80,7 @@ def run(args: argparse.Namespace) -> int:
             updates["embed_batch_size"] = args.batch_size
         if args.device is not None:
             updates["device"] = args.device
-        if updates:
-            # model_copy does not validate: validate so that bad flags fail here, by name.
-            settings = Settings.model_validate({**settings.model_dump(), **updates})
+        settings = settings.with_overrides(**updates)
     except ValidationError as e:
         print(f"error: invalid setting: {e}", file=sys.stderr)
         return 2

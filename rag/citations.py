@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from rag.evaluate import normalize_answer as normalize
 from rag.types import Source
 
 _MARKER = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
@@ -24,7 +25,6 @@ _UNKNOWN = re.compile(
     r"|no\s+(passage|information|answer)\b)",
     re.IGNORECASE,
 )
-_ARTICLES = re.compile(r"\b(a|an|the)\b")
 
 
 def parse_markers(text: str) -> list[int]:
@@ -47,10 +47,6 @@ def says_unknown(text: str) -> bool:
     return bool(_UNKNOWN.search(text)) or not strip_markers(text).strip(string.punctuation + " ")
 
 
-def normalize(text: str) -> str:
-    """SQuAD-style normalisation: lower case, no punctuation, no articles, single spaces."""
-    text = "".join(ch for ch in text.lower() if ch not in set(string.punctuation))
-    return " ".join(_ARTICLES.sub(" ", text).split())
 
 
 def _overlap(a: str, b: str) -> int:

@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
+from pydantic import ValidationError
+
 from rag.chain import ABSTAIN_TEXT, Done, RagChain, Retrieved, Token, build_chain
 from rag.settings import Settings
 from rag.types import Answer, Source
@@ -102,7 +104,11 @@ def run(args: argparse.Namespace) -> int:
         update["k"] = args.k
     if args.retriever is not None:
         update["retriever"] = args.retriever
-    settings = settings.model_copy(update=update)
+    try:
+        settings = settings.with_overrides(**update)
+    except ValidationError as e:
+        print(f"error: invalid setting: {e}", file=sys.stderr)
+        return 2
     from rag.store import StoreError, index_exists
 
     index_dir = resolve_index(settings, args.index)

@@ -71,9 +71,7 @@ def run(args: argparse.Namespace) -> int:
             updates["retriever"] = args.retriever
         if args.device is not None:
             updates["device"] = args.device
-        if updates:
-            # model_copy does not validate: validate so that bad values fail here, by name.
-            settings = Settings.model_validate({**settings.model_dump(), **updates})
+        settings = settings.with_overrides(**updates)
     except ValidationError as e:
         print(f"error: invalid setting: {e}", file=sys.stderr)
         return 2

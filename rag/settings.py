@@ -95,6 +95,13 @@ class Settings(BaseSettings):
             )
         return self
 
+    def with_overrides(self, **updates: object) -> Settings:
+        """A copy with some fields replaced, validated (``model_copy`` does not validate),
+        so a bad command-line value fails here with the field's name and rule."""
+        if not updates:
+            return self
+        return Settings.model_validate({**self.model_dump(), **updates})
+
     def index_path(self, name: str) -> Path:
         """Folder of the named index under ``indexes_dir`` (names are plain folder names)."""
         if not name or "/" in name or "\\" in name or name.startswith("."):
