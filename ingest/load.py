@@ -190,15 +190,18 @@ def html_to_text(data: bytes) -> str:
     """Visible text of an HTML page as a browser lays it out: blocks separated by blank
     lines, inline markup (<b>, <a>, ...) joined without breaking words."""
     from bs4 import BeautifulSoup
-    from bs4.element import Comment, NavigableString
+    from bs4.element import Comment, Declaration, Doctype, NavigableString, ProcessingInstruction
 
     # Decode ourselves so non-UTF-8 pages follow the same rules as text files; a <meta
     # charset> that disagrees is rare and the fallback chain handles the usual cp1252 case.
     soup = BeautifulSoup(decode_text(data), "html.parser")
     for tag in soup(_DROP_TAGS):
         tag.decompose()
-    for comment in soup.find_all(string=lambda t: isinstance(t, Comment)):
-        comment.extract()
+    # subtle: these are strings too; the whitespace pass below would turn them into plain
+    # text ("html" from <!DOCTYPE html> leading the first chunk).
+    hidden = (Comment, Doctype, Declaration, ProcessingInstruction)
+    for node in soup.find_all(string=lambda t: isinstance(t, hidden)):
+        node.extract()
     # HTML collapses whitespace runs (except in <pre>); do that before adding our breaks.
     for string in soup.find_all(string=True):
         if string.find_parent("pre") is None:

@@ -37,6 +37,7 @@ def test_text_markdown_html(tmp_path: Path) -> None:
     (tmp_path / "a.txt").write_text("plain\r\ntext\r\n")
     (tmp_path / "b.md").write_text("# Title\n\nSome *markdown*.")
     (tmp_path / "c.html").write_text(
+        "<!DOCTYPE html><?xml-stylesheet href='s.css'?><!-- a comment -->"
         "<html><head><title>t</title><style>p{color:red}</style></head><body>"
         "<h1>Heading</h1><p>First <b>para</b>graph.</p><script>var x = 'hidden';</script>"
         "<p>Second</p></body></html>"
@@ -49,6 +50,7 @@ def test_text_markdown_html(tmp_path: Path) -> None:
     text = html.pages[0].text
     assert "Heading" in text and "paragraph" in text and "Second" in text
     assert "hidden" not in text and "color" not in text
+    assert text.lstrip().startswith("Heading"), "doctype, processing instruction and comment are not text"
 
 
 @pytest.mark.parametrize(
