@@ -79,6 +79,10 @@ _FUNCTION_WORDS = frozenset([
 ])
 
 
+def _content_words(text: str) -> set[str]:
+    return {w for w in normalize(text).split() if w not in _FUNCTION_WORDS}
+
+
 def grounded_fraction(answer: str, sources: Sequence[Source]) -> float:
     """Share of the answer's content words that occur in the passages it was given.
 
@@ -101,7 +105,12 @@ class Cited:
 
 def cite(answer: str, sources: Sequence[Source]) -> Cited:
     """Keep the model's valid markers; drop invented ones; add markers when none is valid."""
-    valid = {s.n for s in sources}
+    by_n = {s.n: s for s in sources}
+    plain = strip_markers(answer)
+    # A marker must point at a passage that shares words with the answer; a small model
+    # often writes "[2]" after words that stand only in [1].
+    words = _content_words(plain)
+    valid = {n for n in by_n if not words or words & _content_words(by_n[n].text)}
     cited = [n for n in parse_markers(answer) if n in valid]
 
     def keep_valid(m: re.Match[str]) -> str:

@@ -33,6 +33,12 @@ def test_only_invalid_markers_are_replaced_by_mapping() -> None:
     assert c.cited == [2] and c.text == "1889 [2]"
 
 
+def test_marker_on_a_passage_without_the_answer_is_remapped() -> None:
+    # Passage 3 shares no word with "1889": the model's [3] would send the reader astray.
+    c = cite("1889 [3]", SOURCES)
+    assert c.cited == [2] and c.text == "1889 [2]"
+
+
 def test_answer_without_marker_mapped_to_containing_passage() -> None:
     c = cite("Gustave Eiffel", SOURCES)
     assert c.cited == [2]
