@@ -67,21 +67,13 @@ class _Bars:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pydantic import ValidationError
-
     from rag.settings import Settings
 
     try:
-        settings = Settings()  # type: ignore[call-arg]  # mypy misreads Field(default)
-        updates: dict[str, object] = {}
-        if args.workers is not None:
-            updates["parse_workers"] = args.workers
-        if args.batch_size is not None:
-            updates["embed_batch_size"] = args.batch_size
-        if args.device is not None:
-            updates["device"] = args.device
-        settings = settings.with_overrides(**updates)
-    except ValidationError as e:
+        settings = Settings.from_flags(
+            parse_workers=args.workers, embed_batch_size=args.batch_size, device=args.device
+        )
+    except ValueError as e:
         print(f"error: invalid setting: {e}", file=sys.stderr)
         return 2
     corpus: Path = args.corpus_dir

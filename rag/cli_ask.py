@@ -8,8 +8,6 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-from pydantic import ValidationError
-
 from rag.chain import ABSTAIN_TEXT, Done, RagChain, Retrieved, Token, build_chain
 from rag.settings import Settings
 from rag.types import Answer, Source
@@ -95,18 +93,12 @@ def ask(chain: RagChain, args: argparse.Namespace, out: TextIO) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = Settings()
-    update: dict[str, Any] = {}
-    if args.k is not None:
-        if args.k < 1:
-            print(f"error: --k must be at least 1, got {args.k}", file=sys.stderr)
-            return 2
-        update["k"] = args.k
-    if args.retriever is not None:
-        update["retriever"] = args.retriever
+    if args.k is not None and args.k < 1:
+        print(f"error: --k must be at least 1, got {args.k}", file=sys.stderr)
+        return 2
     try:
-        settings = settings.with_overrides(**update)
-    except ValidationError as e:
+        settings = Settings.from_flags(k=args.k, retriever=args.retriever)
+    except ValueError as e:
         print(f"error: invalid setting: {e}", file=sys.stderr)
         return 2
     from rag.store import StoreError, index_exists

@@ -53,7 +53,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pydantic import ValidationError
 
     from rag.evaluate import QAFormatError, load_qa
     from rag.settings import Settings
@@ -65,14 +64,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: --limit must be at least 1, got {args.limit}", file=sys.stderr)
         return 2
     try:
-        settings = Settings()  # type: ignore[call-arg]  # mypy misreads Field(default)
-        updates: dict[str, object] = {}
-        if args.retriever is not None:
-            updates["retriever"] = args.retriever
-        if args.device is not None:
-            updates["device"] = args.device
-        settings = settings.with_overrides(**updates)
-    except ValidationError as e:
+        settings = Settings.from_flags(retriever=args.retriever, device=args.device)
+    except ValueError as e:
         print(f"error: invalid setting: {e}", file=sys.stderr)
         return 2
     try:

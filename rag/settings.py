@@ -102,6 +102,12 @@ class Settings(BaseSettings):
             return self
         return Settings.model_validate({**self.model_dump(), **updates})
 
+    @classmethod
+    def from_flags(cls, **flags: object) -> Settings:
+        """The environment's settings with the command-line flags that were given (not
+        None) on top. Raises pydantic's ValidationError (a ValueError) naming the field."""
+        return cls().with_overrides(**{k: v for k, v in flags.items() if v is not None})
+
     def index_path(self, name: str) -> Path:
         """Folder of the named index under ``indexes_dir`` (names are plain folder names)."""
         if not name or "/" in name or "\\" in name or name.startswith("."):
