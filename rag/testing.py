@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
 
-from rag.types import DecodingParams, FloatArray
+from rag.store import FileRecord, IndexWriter
+from rag.types import Chunk, DecodingParams, Encoder, FloatArray
 
 _WORD = re.compile(r"\w+|[^\w\s]", re.UNICODE)
 
@@ -86,3 +88,21 @@ class FakeGenerator:
             return "I don't know."
         sentence = re.split(r"(?<=[.!?])\s", m.group(1).strip())[0]
         return f"{sentence} [1]"
+
+
+def write_index(path: Path, docs: Mapping[str, str], encoder: Encoder, *, pdf_page: int = 1,
+                chunk_tokens: int = 100, chunk_overlap: int = 10) -> Path:
+    """An index holding each text whole as one chunk (``.pdf`` sources on ``pdf_page``).
+
+    Chain and CLI tests need passages they control exactly, without the splitter between.
+    """
+    with IndexWriter(path, encoder_name=encoder.name, dimension=encoder.dimension,
+                     max_tokens=encoder.max_tokens, chunk_tokens=chunk_tokens,
+                     chunk_overlap=chunk_overlap) as w:
+        for source, text in docs.items():
+            page = pdf_page if source.endswith(".pdf") else None
+            sha = hashlib.sha256(text.encode()).hexdigest()
+            w.add_file(FileRecord(source, sha, 1, 1, "2026-01-01T00:00:00Z"),
+                       [Chunk(source, page, 0, len(text), text)], encoder.embed([text]))
+        w.commit()
+    return path

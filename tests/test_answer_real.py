@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 
 import pytest
@@ -10,8 +9,8 @@ import pytest
 from rag.chain import ABSTAIN_TEXT, RagChain, build_chain
 from rag.generate import HFGenerator, build_generator
 from rag.settings import Settings
-from rag.store import FileRecord, IndexWriter
-from rag.types import Chunk, Encoder
+from rag.testing import write_index
+from rag.types import Encoder
 
 pytestmark = pytest.mark.real
 
@@ -41,15 +40,8 @@ def real_generator() -> Iterator[HFGenerator]:
 def chain(
     tmp_path_factory: pytest.TempPathFactory, real_encoder: Encoder, real_generator: HFGenerator
 ) -> RagChain:
-    path = tmp_path_factory.mktemp("real") / "idx"
-    with IndexWriter(path, encoder_name=real_encoder.name, dimension=real_encoder.dimension,
-                     max_tokens=real_encoder.max_tokens, chunk_tokens=200, chunk_overlap=32) as w:
-        for source, text in DOCS.items():
-            page = 1 if source.endswith(".pdf") else None
-            sha = hashlib.sha256(text.encode()).hexdigest()
-            w.add_file(FileRecord(source, sha, 1, 1, "2026-01-01T00:00:00Z"),
-                       [Chunk(source, page, 0, len(text), text)], real_encoder.embed([text]))
-        w.commit()
+    path = write_index(tmp_path_factory.mktemp("real") / "idx", DOCS, real_encoder,
+                       chunk_tokens=200, chunk_overlap=32)
     return build_chain(Settings(), path, encoder=real_encoder, generator=real_generator)
 
 

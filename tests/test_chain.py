@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import pytest
@@ -21,9 +20,8 @@ from rag.chain import (
     search_query,
 )
 from rag.settings import Settings
-from rag.store import FileRecord, IndexWriter
-from rag.testing import FakeEncoder, FakeGenerator
-from rag.types import Chunk, DecodingParams
+from rag.testing import FakeEncoder, FakeGenerator, write_index
+from rag.types import DecodingParams
 
 DOCS = {
     "eiffel.txt": "The Eiffel Tower was completed in 1889. It is 330 metres tall.",
@@ -35,22 +33,11 @@ DOCS = {
 }
 
 
-def write_index(path: Path, docs: dict[str, str], encoder: FakeEncoder) -> Path:
-    with IndexWriter(path, encoder_name=encoder.name, dimension=encoder.dimension,
-                     max_tokens=encoder.max_tokens, chunk_tokens=100, chunk_overlap=10) as w:
-        for source, text in docs.items():
-            page = 2 if source.endswith(".pdf") else None
-            chunk = Chunk(source=source, page=page, start=0, end=len(text), text=text)
-            sha = hashlib.sha256(text.encode()).hexdigest()
-            w.add_file(FileRecord(source, sha, 1, 1, "2026-01-01T00:00:00Z"), [chunk],
-                       encoder.embed([text]))
-        w.commit()
-    return path
 
 
 @pytest.fixture
 def index_dir(tmp_path: Path) -> Path:
-    return write_index(tmp_path / "idx", DOCS, FakeEncoder())
+    return write_index(tmp_path / "idx", DOCS, FakeEncoder(), pdf_page=2)
 
 
 def make_chain(settings: Settings, index_dir: Path, gen: FakeGenerator, **update: object) -> RagChain:
@@ -161,7 +148,7 @@ def test_token_budget_respected_with_very_long_passages(settings: Settings, tmp_
         f"long{i}.txt": "Eiffel tower fact. " + " ".join(f"word{i}x{j}" for j in range(5_000))
         for i in range(4)
     }
-    idx = write_index(tmp_path / "long", long_docs, FakeEncoder())
+    idx = write_index(tmp_path / "long", long_docs, FakeEncoder(), pdf_page=2)
     gen = FakeGenerator(context_window=600)
     params = DecodingParams(max_new_tokens=40)
     chain = make_chain(settings, idx, gen, k=4, abstain_threshold=-1.0)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -13,9 +12,7 @@ import pytest
 from rag import cli_ask
 from rag.chain import ABSTAIN_TEXT, RagChain, build_chain
 from rag.settings import Settings
-from rag.store import FileRecord, IndexWriter
-from rag.testing import FakeEncoder, FakeGenerator
-from rag.types import Chunk
+from rag.testing import FakeEncoder, FakeGenerator, write_index
 
 DOCS = {
     "eiffel.txt": "The Eiffel Tower was completed in 1889. It is 330 metres tall.",
@@ -25,17 +22,7 @@ DOCS = {
 
 @pytest.fixture
 def index_dir(tmp_path: Path) -> Path:
-    enc = FakeEncoder()
-    path = tmp_path / "idx"
-    with IndexWriter(path, encoder_name=enc.name, dimension=enc.dimension,
-                     max_tokens=enc.max_tokens, chunk_tokens=100, chunk_overlap=10) as w:
-        for source, text in DOCS.items():
-            page = 3 if source.endswith(".pdf") else None
-            sha = hashlib.sha256(text.encode()).hexdigest()
-            w.add_file(FileRecord(source, sha, 1, 1, "2026-01-01T00:00:00Z"),
-                       [Chunk(source, page, 0, len(text), text)], enc.embed([text]))
-        w.commit()
-    return path
+    return write_index(tmp_path / "idx", DOCS, FakeEncoder(), pdf_page=3)
 
 
 @pytest.fixture
