@@ -3,7 +3,8 @@
 Cold = no conversion cache (a fresh temporary model_cache_dir: the GGUF is dequantised and
 the converted weights written); warm = the cache just written is loaded. Answers go through
 the real chain (prompt budget, newline stop, citations) with 4 SQuAD dev paragraphs as the
-retrieved passages; the figures are medians over a few questions.
+retrieved passages, once with the decoder alone and once with the extractive reader, its
+evidence sentence and the answer checks; the figures are medians over a few questions.
 
     HF_HUB_OFFLINE=1 PYTHONPATH=. python benchmarks/bench_answer.py [--questions 5] [--threads N]
 """
@@ -23,7 +24,9 @@ from langchain_core.retrievers import BaseRetriever
 from squad_sample import SquadItem, load_items  # benchmarks/ is on sys.path as a script
 
 from rag.chain import RagChain, decoding_params
+from rag.device import resolve_device
 from rag.generate import build_generator
+from rag.read import build_reader
 from rag.settings import Settings
 
 
@@ -64,9 +67,11 @@ def main() -> int:
         firsts.setdefault(it.context, it)
     paras = [(it.title, {"context": it.context, "qas": [{"question": it.question}]})
              for it in firsts.values()]
+    reader = build_reader(resolve_device(settings.device))
     rng = random.Random(args.seed)
-    ttft: list[float] = []
-    total: list[float] = []
+    # Side by side in one run: the decoder alone reading the passages (reader off, as
+    # before the reader existed) and the full chain (reader, evidence sentence, checks).
+    timings: dict[str, tuple[list[float], list[float]]] = {"decoder alone": ([], []), "with reader": ([], [])}
     for _ in range(args.questions):
         picked = rng.sample(paras, args.passages)
         question = picked[0][1]["qas"][0]["question"]
@@ -77,15 +82,19 @@ def main() -> int:
             })
             for i, (title, p) in enumerate(picked)
         ]
-        chain = RagChain(FixedPassages(docs=docs), gen, abstain_threshold=0.0,
-                         params=decoding_params(settings))
-        answer = chain.invoke(question)
-        ttft.append(answer.timings["first_token_s"])
-        total.append(answer.timings["total_s"])
-        print(f"  {answer.timings['first_token_s']:.2f} s / {answer.timings['total_s']:.2f} s  "
-              f"Q: {question[:60]!r} -> {answer.text[:60]!r}")
-    print(f"{args.passages} passages, median of {args.questions} questions: "
-          f"first token {statistics.median(ttft):.2f} s, total {statistics.median(total):.2f} s")
+        for label, with_reader in (("decoder alone", None), ("with reader", reader)):
+            chain = RagChain(FixedPassages(docs=docs), gen, abstain_threshold=0.0, reader=with_reader,
+                             reader_min_margin=settings.reader_min_margin,
+                             params=decoding_params(settings))
+            answer = chain.invoke(question)
+            timings[label][0].append(answer.timings["first_token_s"])
+            timings[label][1].append(answer.timings["total_s"])
+            t = answer.timings
+            print(f"  {label:<14} {t['first_token_s']:.2f} s / {t['total_s']:.2f} s  "
+                  f"Q: {question[:50]!r} -> {answer.text[:50]!r} ({answer.method})")
+    for label, (ttft, total) in timings.items():
+        print(f"{label:<14} {args.passages} passages, median of {args.questions} questions: "
+              f"first token {statistics.median(ttft):.2f} s, total {statistics.median(total):.2f} s")
     return 0
 
 

@@ -1,34 +1,50 @@
-"""The answering chain: rewrite follow-up -> retrieve -> abstain? -> prompt -> generate -> cite.
+"""The answering chain: rewrite follow-up -> retrieve -> abstain? -> read -> generate -> check.
 
-The retrieval half is a LangChain Runnable (``RagChain.prepare``) so it composes with the
-ecosystem; the generation half streams events (``Retrieved``, ``Token``..., ``Done``) that
-the CLI and UI render as they arrive.
+It is a LangChain Runnable (``RagChain.runnable``, a RunnableGenerator with a sync and an
+async path): ``stream`` / ``astream`` yield the chain's events (``Retrieved``, ``Token``...,
+``Done``) and ``astream_events`` also shows the decoder's own tokens as they are written.
+The decoder is a LangChain chat model (``rag.chat_model``), so any chat model can take its
+place.
+
+How an answer is made (measured in docs/benchmarks.md, "Answers"):
+1. The extractive reader (``rag.read``) scores answer spans in the retrieved passages, with
+   text that addresses a model blanked first (``rag.verify.mask_injections``). No span it
+   believes over "no answer here": the documents do not say, and the chain says so.
+2. The decoder reads only the one or two sentences holding the best spans (a 135M model
+   answers far better from a sentence than from four passages) and writes the reply.
+3. The reply is shown only if every content word and number of it stands in the passage
+   it cites and it states one of the reader's candidate answers; otherwise the user gets
+   the reader's span, with the sentence it comes from quoted.
 
 Follow-up questions: a 135M model cannot be trusted to rewrite "when was it built?" into a
-standalone question (it rewrites freely and drops the subject), and a rewrite costs a full
-generate call before retrieval even starts. The rewrite here is deterministic: a short
-question, or one leaning on a pronoun, is searched together with the previous user
-question, which carries the subject the pronoun points to. The reader still sees the user's
-own words.
+standalone question, so the rewrite is deterministic: a short question, or one leaning on a
+pronoun, is searched together with the previous user question.
 """
 
 from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from langchain_core.documents import Document
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from langchain_core.retrievers import BaseRetriever
-from langchain_core.runnables import Runnable, RunnableLambda
+from langchain_core.runnables import Runnable, RunnableConfig, RunnableGenerator, RunnableLambda
+from langchain_core.runnables.config import run_in_executor
 
-from rag.citations import cite, grounded_fraction, says_unknown
+from rag.chat_model import GeneratorChatModel, call_options
+from rag.citations import cite, grounded_fraction, says_unknown, strip_markers
 from rag.prompt import PromptStyle, build_prompt
+from rag.read import Span, SpanReader
 from rag.settings import RetrieverMode, Settings
+from rag.text import ends_sentence, trim_to_sentence
 from rag.types import Answer, DecodingParams, Encoder, Generator, Source
+from rag.verify import Evidence, agrees, mask_injections, select_evidence, supported
 
 #: What the user reads when the documents do not answer the question.
 ABSTAIN_TEXT = "The documents do not contain an answer to this question."
@@ -37,8 +53,13 @@ UNGROUNDED_TEXT = (
     "The closest passages are below."
 )
 #: Below this share of content words found in the passages, a reply is not an answer
-#: drawn from the documents (rag.citations.grounded_fraction).
+#: drawn from the documents (without the reader, the only check there is).
 MIN_GROUNDED = 0.5
+#: The decoder's reply must state the reader's best span: allowing any of the best three let
+#: the 135M decoder pick a wrong candidate (F1 20 alone, against the reader's 66).
+AGREE_TOP = 1
+#: Context window assumed for chat models that do not tell (remote servers).
+DEFAULT_CONTEXT_WINDOW = 8192
 
 _PRONOUNS = frozenset({
     "it", "its", "it's", "they", "them", "their", "theirs", "he", "him", "his", "she", "her",
@@ -124,62 +145,253 @@ def weak_evidence(docs: Sequence[Document], threshold: float) -> bool:
     return bool(known) and max(known) < threshold
 
 
+def _messages(dicts: Sequence[dict[str, str]]) -> list[BaseMessage]:
+    kinds = {"system": SystemMessage, "user": HumanMessage, "assistant": AIMessage}
+    return [kinds[d["role"]](content=d["content"]) for d in dicts]
+
+
 @dataclass
-class _Prepared:
+class _Plan:
+    """Everything decided before the decoder runs."""
+
     question: str
     query: str
-    docs: list[Document]
-    retrieve_s: float
-    extra: dict[str, Any] = field(default_factory=dict)
+    shown: list[Source]
+    timings: dict[str, float]
+    t0: float
+    answer: Answer | None = None  # decided without the decoder (refusal)
+    messages: list[BaseMessage] = field(default_factory=list)
+    prompt_sources: list[Source] = field(default_factory=list)
+    evidence: list[Evidence] = field(default_factory=list)
+    spans: list[Span] = field(default_factory=list)
+
+
+@dataclass
+class _Reply:
+    pieces: list[str] = field(default_factory=list)
+    stopped: bool = False  # ended at a line break (a complete one-line reply)
+
+    @property
+    def text(self) -> str:
+        return "".join(self.pieces)
 
 
 class RagChain:
     def __init__(
         self,
         retriever: BaseRetriever,
-        generator: Generator,
+        llm: BaseChatModel | Generator,
         *,
         abstain_threshold: float,
+        reader: SpanReader | None = None,
+        reader_min_margin: float = 0.0,
         params: DecodingParams | None = None,
         context_tokens: int | None = None,
         style: PromptStyle | None = None,
         stop_at_newline: bool = True,
     ) -> None:
         self.retriever = retriever
-        self.generator = generator
+        self.llm: BaseChatModel = llm if isinstance(llm, BaseChatModel) else GeneratorChatModel(generator=llm)
+        self.reader = reader
         self.abstain_threshold = abstain_threshold
+        self.reader_min_margin = reader_min_margin
         self.params = params or DecodingParams()
         self.context_tokens = context_tokens
         self.style = style or PromptStyle()
         self.stop_at_newline = stop_at_newline
-        # question + history -> rewritten query -> documents, as a LangChain Runnable.
-        self.prepare: Runnable[dict[str, Any], _Prepared] = RunnableLambda(self._rewrite) | RunnableLambda(
-            self._retrieve
+        # question + history -> rewritten query -> documents (retrieval alone, for callers
+        # that only search).
+        self.prepare: Runnable[dict[str, Any], list[Document]] = RunnableLambda(
+            lambda inp: self._search(search_query(inp["question"], inp.get("history", ())),
+                                     inp.get("k"), inp.get("mode"))
+        )
+        # The whole chain: {"question", "history"?, "k"?, "mode"?, "params"?} -> events.
+        # Subtle: RunnableGenerator passes ``config`` to functions that accept it (so the
+        # decoder's run nests under the chain's in callbacks and astream_events); its type
+        # hints know only the one-argument form.
+        transform: Any = self._transform
+        atransform: Any = self._atransform
+        self.runnable: Runnable[dict[str, Any], ChainEvent] = RunnableGenerator(
+            transform, atransform, name="docchat_answer"
         )
 
-    # --- retrieval half ------------------------------------------------------------------
+    # --- steps shared by the sync and async paths -------------------------------------------
 
-    @staticmethod
-    def _rewrite(inp: dict[str, Any]) -> dict[str, Any]:
-        return {**inp, "query": search_query(inp["question"], inp.get("history", ()))}
-
-    def _retrieve(self, inp: dict[str, Any]) -> _Prepared:
-        t0 = time.perf_counter()
-        k, mode = inp.get("k"), inp.get("mode")
+    def _search(self, query: str, k: int | None, mode: RetrieverMode | None,
+                config: RunnableConfig | None = None) -> list[Document]:
         search = getattr(self.retriever, "search", None)
         if callable(search) and (k is not None or mode is not None):
-            docs = list(search(inp["query"], k=k, mode=mode))
-        else:
-            docs = list(self.retriever.invoke(inp["query"]))
-            if k is not None:
-                docs = docs[:k]
-        return _Prepared(inp["question"], inp["query"], docs, time.perf_counter() - t0)
+            return list(search(query, k=k, mode=mode))
+        docs = list(self.retriever.invoke(query, config))
+        return docs[:k] if k is not None else docs
 
-    # --- whole chain ---------------------------------------------------------------------
+    def _count_tokens(self, text: str) -> int:
+        if isinstance(self.llm, GeneratorChatModel):
+            return self.llm.count_tokens(text)
+        return len(text) // 3 + 1  # no tokenizer for remote models: a generous estimate
 
     def budget(self, params: DecodingParams) -> int:
-        window = self.context_tokens or self.generator.context_window
-        return min(window, self.generator.context_window) - params.max_new_tokens
+        native = self.llm.context_window if isinstance(self.llm, GeneratorChatModel) else None
+        fallback = None if native else DEFAULT_CONTEXT_WINDOW
+        window = min(w for w in (self.context_tokens, native, fallback) if w)
+        return window - params.max_new_tokens
+
+    def _plan(self, inp: dict[str, Any], query: str, docs: list[Document], t0: float,
+              retrieve_s: float) -> _Plan:
+        question: str = inp["question"]
+        params: DecodingParams = inp.get("params") or self.params
+        sources = to_sources(docs)
+        plan = _Plan(question, query, sources, {"retrieve_s": retrieve_s}, t0)
+        if weak_evidence(docs, self.abstain_threshold):
+            plan.answer = self._refusal(plan)
+            return plan
+        if self.reader is None:
+            prompt = build_prompt(question, sources, count_tokens=self._count_tokens,
+                                  budget=self.budget(params), style=self.style)
+            plan.shown = sources[: len(prompt.sources)]
+        else:
+            t = time.perf_counter()
+            plan.spans = self.reader.read(question, [mask_injections(s.text) for s in sources])
+            plan.timings["read_s"] = time.perf_counter() - t
+            if not plan.spans or plan.spans[0].margin < self.reader_min_margin:
+                plan.answer = self._refusal(plan)
+                return plan
+            plan.evidence = select_evidence(plan.spans, sources)
+            quoted = [replace(e.source, text=mask_injections(e.text)) for e in plan.evidence]
+            prompt = build_prompt(question, quoted, count_tokens=self._count_tokens,
+                                  budget=self.budget(params), style=self.style, renumber=False)
+        plan.messages = _messages(prompt.messages)
+        plan.prompt_sources = prompt.sources
+        return plan
+
+    def _refusal(self, plan: _Plan) -> Answer:
+        plan.timings["first_token_s"] = plan.timings["total_s"] = time.perf_counter() - plan.t0
+        return Answer(ABSTAIN_TEXT, True, plan.shown, [], plan.timings, method="abstained")
+
+    def _add(self, reply: _Reply, piece: str) -> bool:
+        """Append a piece of the decoder's reply; True when the reply is complete."""
+        text = reply.text + piece
+        cut = text.find("\n", len(text) - len(text.lstrip()))
+        if self.stop_at_newline and cut != -1:
+            # The prompt asks for one short line; what follows is rambling.
+            reply.pieces.append(text[len(reply.text):cut])
+            reply.stopped = True
+            return True
+        reply.pieces.append(piece)
+        return False
+
+    def _finish(self, plan: _Plan, reply: _Reply) -> Iterator[ChainEvent]:
+        """Check the reply, then emit what the user may read and the final answer."""
+        text = (self.style.answer_prefix or "") + reply.text
+        text = text.strip()
+        if not reply.stopped and not ends_sentence(strip_markers(text)) and len(text.split()) > 12:
+            # Cut off by the token budget mid-sentence: keep the sentences that ended.
+            text = trim_to_sentence(text)
+        answer = self._decide(plan, text)
+        if answer.method == "generated" and answer.text.startswith(reply.text.strip()) and reply.text.strip():
+            # The decoder's own pieces, then the citation markers added after the fact.
+            emitted = ""
+            for piece in reply.pieces:
+                piece = piece if emitted else piece.lstrip()
+                if piece:
+                    emitted += piece
+                    yield self._token(plan, piece)
+            if len(answer.text) > len(emitted):
+                yield self._token(plan, answer.text[len(emitted):])
+        else:
+            yield self._token(plan, answer.text)
+        plan.timings["total_s"] = time.perf_counter() - plan.t0
+        answer.timings = plan.timings
+        yield Done(answer)
+
+    def _token(self, plan: _Plan, text: str) -> Token:
+        plan.timings.setdefault("first_token_s", time.perf_counter() - plan.t0)
+        return Token(text)
+
+    def _decide(self, plan: _Plan, reply: str) -> Answer:
+        shown, timings = plan.shown, plan.timings
+        if self.reader is None:
+            if not reply or says_unknown(reply):
+                return Answer(ABSTAIN_TEXT, True, shown, [], timings, method="abstained")
+            ok = grounded_fraction(reply, plan.prompt_sources) >= MIN_GROUNDED and any(
+                supported(reply, s.text) for s in plan.prompt_sources)
+            if not ok:
+                return Answer(UNGROUNDED_TEXT, True, shown, [], timings, method="abstained")
+            cited = cite(reply, plan.prompt_sources)
+            return Answer(cited.text, False, shown, cited.cited, timings)
+        backing = [e for e in plan.evidence if supported(reply, e.source.text)]
+        if reply and not says_unknown(reply) and backing and agrees(reply, plan.spans[:AGREE_TOP]):
+            cited = cite(reply, [e.source for e in backing])
+            quotes = [e.quote() for e in backing if e.source.n in cited.cited] or [backing[0].quote()]
+            return Answer(cited.text, False, shown, cited.cited, timings, evidence=quotes)
+        # The decoder's reply cannot be backed up: the reader's span, and where it stands.
+        best = plan.evidence[0]
+        span = best.span or plan.spans[0]
+        text = f"{span.text} [{best.source.n}]"
+        return Answer(text, False, shown, [best.source.n], timings, evidence=[best.quote()],
+                      method="extracted")
+
+    # --- the sync and async paths --------------------------------------------------------------
+
+    def _start(self, inp: dict[str, Any]) -> tuple[str, DecodingParams, float]:
+        question = inp.get("question")
+        if not isinstance(question, str) or not question.strip():
+            raise ValueError("the question is empty")
+        query = search_query(question, inp.get("history", ()))
+        return query, inp.get("params") or self.params, time.perf_counter()
+
+    def _transform(self, inputs: Iterator[dict[str, Any]], config: RunnableConfig) -> Iterator[ChainEvent]:
+        for inp in inputs:
+            query, params, t0 = self._start(inp)
+            docs = self._search(query, inp.get("k"), inp.get("mode"), config)
+            plan = self._plan(inp, query, docs, t0, time.perf_counter() - t0)
+            yield Retrieved(plan.shown, plan.answer is not None, query)
+            if plan.answer is not None:
+                yield Done(plan.answer)
+                continue
+            reply = _Reply()
+            stream: Any = self.llm.stream(plan.messages, config, **call_options(self.llm, params))
+            try:
+                for chunk in stream:
+                    plan.timings.setdefault("decoder_first_token_s", time.perf_counter() - t0)
+                    if self._add(reply, chunk.text):
+                        break
+            finally:
+                stream.close()  # stops a decoder still writing
+            yield from self._finish(plan, reply)
+
+    async def _atransform(self, inputs: AsyncIterator[dict[str, Any]],
+                          config: RunnableConfig) -> AsyncIterator[ChainEvent]:
+        async for inp in inputs:
+            query, params, t0 = self._start(inp)
+            if callable(getattr(self.retriever, "search", None)) and (inp.get("k") or inp.get("mode")):
+                docs = await run_in_executor(config, self._search, query, inp.get("k"), inp.get("mode"))
+            else:
+                docs = list(await self.retriever.ainvoke(query, config))
+                docs = docs[: inp["k"]] if inp.get("k") else docs
+            plan = await run_in_executor(config, self._plan, inp, query, docs, t0, time.perf_counter() - t0)
+            yield Retrieved(plan.shown, plan.answer is not None, query)
+            if plan.answer is not None:
+                yield Done(plan.answer)
+                continue
+            reply = _Reply()
+            astream: Any = self.llm.astream(plan.messages, config, **call_options(self.llm, params))
+            try:
+                async for chunk in astream:
+                    plan.timings.setdefault("decoder_first_token_s", time.perf_counter() - t0)
+                    if self._add(reply, chunk.text):
+                        break
+            finally:
+                await astream.aclose()
+            for event in self._finish(plan, reply):
+                yield event
+
+    # --- the API the CLI, the app and the HTTP server call ------------------------------------
+
+    @staticmethod
+    def _input(question: str, history: Sequence[tuple[str, str]], k: int | None,
+               mode: RetrieverMode | None, params: DecodingParams | None) -> dict[str, Any]:
+        return {"question": question, "history": list(history), "k": k, "mode": mode, "params": params}
 
     def stream(
         self,
@@ -189,69 +401,22 @@ class RagChain:
         k: int | None = None,
         mode: RetrieverMode | None = None,
         params: DecodingParams | None = None,
+        config: RunnableConfig | None = None,
     ) -> Iterator[ChainEvent]:
         """Events in order: one ``Retrieved``, zero or more ``Token``, one ``Done``."""
-        if not question.strip():
-            raise ValueError("the question is empty")
-        params = params or self.params
-        t0 = time.perf_counter()
-        prep = self.prepare.invoke({"question": question, "history": list(history), "k": k, "mode": mode})
-        sources = to_sources(prep.docs)
-        timings = {"retrieve_s": prep.retrieve_s}
+        return self.runnable.stream(self._input(question, history, k, mode, params), config)
 
-        if weak_evidence(prep.docs, self.abstain_threshold):
-            yield Retrieved(sources, abstained=True, search_query=prep.query)
-            timings["first_token_s"] = timings["total_s"] = time.perf_counter() - t0
-            yield Done(Answer(ABSTAIN_TEXT, True, sources, [], timings))
-            return
-
-        prompt = build_prompt(
-            question, sources, count_tokens=self.generator.count_tokens,
-            budget=self.budget(params), style=self.style,
-        )
-        # Show the passages as the user retrieved them (untruncated), numbered as in the prompt.
-        shown = sources[: len(prompt.sources)]
-        yield Retrieved(shown, abstained=False, search_query=prep.query)
-
-        pieces: list[str] = []
-        tokens = iter(self.generator.stream(prompt.messages, params))
-        try:
-            for piece in tokens:
-                if "first_token_s" not in timings:
-                    timings["first_token_s"] = time.perf_counter() - t0
-                so_far = "".join(pieces)
-                text = so_far + piece
-                cut = text.find("\n", len(text) - len(text.lstrip()))
-                if self.stop_at_newline and cut != -1:
-                    # The tuned prompt asks for one short line; what follows is rambling.
-                    head = text[len(so_far):cut]
-                    if head:
-                        pieces.append(head)
-                        yield Token(head)
-                    break  # closing the stream stops generation
-                pieces.append(piece)
-                yield Token(piece)
-        finally:
-            close = getattr(tokens, "close", None)
-            if close is not None:
-                close()  # stops a generator still producing (early stop, or our caller left)
-        timings.setdefault("first_token_s", time.perf_counter() - t0)
-        reply = (self.style.answer_prefix or "") + "".join(pieces)
-        reply = reply.strip()
-
-        if says_unknown(reply):
-            timings["total_s"] = time.perf_counter() - t0
-            yield Done(Answer(ABSTAIN_TEXT, True, shown, [], timings))
-            return
-        if grounded_fraction(reply, prompt.sources) < MIN_GROUNDED:
-            timings["total_s"] = time.perf_counter() - t0
-            yield Done(Answer(UNGROUNDED_TEXT, True, shown, [], timings))
-            return
-        cited = cite(reply, prompt.sources)
-        if cited.text.startswith(reply) and len(cited.text) > len(reply):
-            yield Token(cited.text[len(reply):])  # markers added after the fact
-        timings["total_s"] = time.perf_counter() - t0
-        yield Done(Answer(cited.text, False, shown, cited.cited, timings))
+    def astream(
+        self,
+        question: str,
+        history: Sequence[tuple[str, str]] = (),
+        *,
+        k: int | None = None,
+        mode: RetrieverMode | None = None,
+        params: DecodingParams | None = None,
+        config: RunnableConfig | None = None,
+    ) -> AsyncIterator[ChainEvent]:
+        return self.runnable.astream(self._input(question, history, k, mode, params), config)
 
     def invoke(
         self,
@@ -265,7 +430,7 @@ class RagChain:
         for event in self.stream(question, history, k=k, mode=mode, params=params):
             if isinstance(event, Done):
                 return event.answer
-        raise RuntimeError("the chain ended without an answer")  # stream() always ends in Done
+        raise RuntimeError("the chain ended without an answer")  # the stream always ends in Done
 
     def as_runnable(self) -> Runnable[dict[str, Any], Answer]:
         """The whole chain as a Runnable: ``{"question", "history"?, "k"?, "mode"?} -> Answer``."""
@@ -280,8 +445,10 @@ def build_chain(
     *,
     encoder: Encoder | None = None,
     generator: Generator | None = None,
+    llm: BaseChatModel | None = None,
+    reader: SpanReader | None = None,
 ) -> RagChain:
-    """The one place the real encoder and decoder are built (unless injected)."""
+    """The one place the real encoder, reader and decoder are built (unless injected)."""
     # Imported here: these pull in FAISS, bm25s and the model libraries.
     from rag.embed import build_encoder
     from rag.retrieve import build_retriever
@@ -289,14 +456,23 @@ def build_chain(
 
     enc: Encoder = encoder if encoder is not None else build_encoder(settings)
     index = open_index(Path(index_dir), enc)
-    if generator is None:
-        from rag.generate import build_generator
+    if llm is None:
+        if generator is None:
+            from rag.generate import build_generator
 
-        generator = build_generator(settings)
+            generator = build_generator(settings)
+        llm = GeneratorChatModel(generator=generator, params=decoding_params(settings))
+    if reader is None and settings.reader:
+        from rag.device import resolve_device
+        from rag.read import shared_reader
+
+        reader = shared_reader(resolve_device(settings.device))
     return RagChain(
         build_retriever(settings, index, enc),
-        generator,
+        llm,
         abstain_threshold=settings.abstain_threshold,
+        reader=reader if settings.reader else None,
+        reader_min_margin=settings.reader_min_margin,
         params=decoding_params(settings),
         context_tokens=settings.context_tokens,
     )

@@ -14,7 +14,8 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from rag.evaluate import normalize_answer as normalize
+from rag.text import content_words
+from rag.text import normalize_answer as normalize
 from rag.types import Source
 
 _MARKER = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
@@ -69,18 +70,8 @@ def supporting_passages(answer: str, sources: Sequence[Source]) -> list[int]:
     return [sources[0].n]
 
 
-# Function words carry no claim: an answer is grounded by its content words alone.
-_FUNCTION_WORDS = frozenset([
-    "a", "an", "the", "of", "in", "on", "at", "to", "for", "from", "by", "with", "and", "or",
-    "but", "not", "is", "are", "was", "were", "be", "been", "being", "it", "its", "this", "that",
-    "these", "those", "as", "which", "who", "whom", "what", "when", "where", "why", "how", "he",
-    "she", "they", "them", "his", "her", "their", "there", "here", "do", "does", "did", "has",
-    "have", "had", "will", "would", "can", "could",
-])
-
-
 def _content_words(text: str) -> set[str]:
-    return {w for w in normalize(text).split() if w not in _FUNCTION_WORDS}
+    return set(content_words(text))
 
 
 def grounded_fraction(answer: str, sources: Sequence[Source]) -> float:
@@ -90,7 +81,7 @@ def grounded_fraction(answer: str, sources: Sequence[Source]) -> float:
     for a capital city listed in a table): such a reply must not be shown as an answer
     drawn from the documents.
     """
-    words = [w for w in normalize(strip_markers(answer)).split() if w not in _FUNCTION_WORDS]
+    words = content_words(strip_markers(answer))
     if not words:
         return 1.0
     vocab = set(normalize(" ".join(s.text for s in sources)).split())

@@ -49,11 +49,19 @@ def answer_json(a: Answer) -> dict[str, Any]:
     return {
         "answer": a.text,
         "abstained": a.abstained,
+        "method": a.method,
+        "evidence": a.evidence,
         "sources": [source_json(s) for s in a.sources],
         "timings": {
-            key: round(a.timings.get(key, 0.0), 4) for key in ("retrieve_s", "first_token_s", "total_s")
+            key: round(a.timings.get(key, 0.0), 4)
+            for key in ("retrieve_s", "read_s", "first_token_s", "total_s")
+            if key in a.timings or key != "read_s"
         },
     }
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
 
 
 def _print_sources(sources: list[Source], heading: str, out: TextIO) -> None:
@@ -88,6 +96,8 @@ def ask(chain: RagChain, args: argparse.Namespace, out: TextIO) -> int:
                 # The model itself said it does not know: follow its words with ours.
                 print(f"\n{a.text}", end="", file=out)
             print(file=out)
+            for quote in a.evidence:
+                print(f"  from {_one_line(quote)}", file=out)
             _print_sources(a.sources, "Nearest passages" if a.abstained else "Sources", out)
     return 0
 

@@ -46,7 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="only the first N questions (a quick check)")
     parser.add_argument("--json", action="store_true",
                         help="print one JSON object: hit@1, hit@5, hit@10, mrr@10, ndcg@10, n "
-                        "(and em, f1, contains with --answers)")
+                        "(and em, f1, contains, abstained, confidently_wrong with --answers)")
     parser.add_argument("--device", default=None,
                         help="'auto', 'cpu', 'cuda', 'cuda:1', ... (default RAG_DEVICE)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -118,8 +118,9 @@ def _evaluate(settings: Settings, index_dir: Path, items: Sequence[QAItem],
 
             chain = build_chain(settings, index_dir, encoder=encoder)
 
-            def answer(question: str) -> str:
-                return str(chain.invoke(question).text)
+            def answer(question: str) -> tuple[str, bool]:
+                a = chain.invoke(question)
+                return a.text, a.abstained
 
         bar = tqdm(total=len(items), unit="q", file=sys.stderr, disable=args.no_progress,
                    dynamic_ncols=True)
@@ -138,7 +139,8 @@ def format_report(result: dict[str, Any], mode: str, k: int, index_dir: Path, qa
                   seconds: float) -> str:
     lines = [f"{result['n']} questions from {qa} against {index_dir} "
              f"(retriever {mode}, k={k}, {seconds:.1f} s)"]
-    for key in ("hit@1", "hit@5", "hit@10", "mrr@10", "ndcg@10", "em", "f1", "contains"):
+    for key in ("hit@1", "hit@5", "hit@10", "mrr@10", "ndcg@10", "em", "f1", "contains", "abstained",
+                "confidently_wrong"):
         if key in result:
-            lines.append(f"  {key:<9}{result[key]:.3f}")
+            lines.append(f"  {key:<18}{result[key]:.3f}")
     return "\n".join(lines)

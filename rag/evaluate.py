@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import math
 import re
-import string
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -22,13 +21,15 @@ from typing import Any
 import numpy as np
 from langchain_core.documents import Document
 
+from rag.text import normalize_answer
 from rag.types import Encoder, FloatArray
 
 HIT_CUTOFFS = (1, 5, 10)
 RANK_CUTOFF = 10  # MRR@10, nDCG@10
 
 Retrieve = Callable[[str], Sequence[Document]]
-AnswerFn = Callable[[str], str]
+#: question -> (reply text, whether the reply is a refusal)
+AnswerFn = Callable[[str], tuple[str, bool]]
 ProgressFn = Callable[[int, int], None]
 
 
@@ -166,16 +167,6 @@ def ndcg(ranks: Sequence[int], n_relevant: int, k: int = RANK_CUTOFF) -> float:
 
 # --- answer metrics (the official SQuAD v1.1 evaluation, max over gold answers) ---------------
 
-_PUNCT = set(string.punctuation)
-_ARTICLES = re.compile(r"\b(a|an|the)\b")
-
-
-def normalize_answer(text: str) -> str:
-    """Lower-case, drop punctuation, drop articles, collapse whitespace (SQuAD v1.1 order)."""
-    text = "".join(ch for ch in text.lower() if ch not in _PUNCT)
-    return " ".join(_ARTICLES.sub(" ", text).split())
-
-
 def exact_match(prediction: str, gold: str) -> float:
     return float(normalize_answer(prediction) == normalize_answer(gold))
 
@@ -254,6 +245,7 @@ class QuestionResult:
     em: float | None = None
     f1: float | None = None
     contains: float | None = None
+    abstained: bool | None = None
 
 
 @dataclass
@@ -282,6 +274,11 @@ class EvalReport:
             out["em"] = self._mean([r.em or 0.0 for r in answered])
             out["f1"] = self._mean([r.f1 or 0.0 for r in answered])
             out["contains"] = self._mean([r.contains or 0.0 for r in answered])
+            # Refusals score 0 above; these say how the misses split between an honest
+            # "the documents do not say" and a wrong answer shown as if it were right.
+            out["abstained"] = self._mean([float(bool(r.abstained)) for r in answered])
+            out["confidently_wrong"] = self._mean(
+                [float(not r.abstained and not r.contains) for r in answered])
         return out
 
 
@@ -308,7 +305,9 @@ def run_eval(
         ranks = relevant_ranks(retrieved, item.relevant)
         result = QuestionResult(id=item.id, ranks=ranks, n_relevant=len(item.relevant))
         if answer is not None and item.answers:
-            text = answer(item.question)
+            reply, abstained = answer(item.question)
+            # Citation markers are not part of the answer: "1889 [1]" is scored as "1889".
+            text = _MARKERS.sub(" ", reply)
             result = QuestionResult(
                 id=item.id,
                 ranks=ranks,
@@ -317,11 +316,15 @@ def run_eval(
                 em=best_over_golds(exact_match, text, item.answers),
                 f1=best_over_golds(token_f1, text, item.answers),
                 contains=best_over_golds(contains_answer, text, item.answers),
+                abstained=abstained,
             )
         report.results.append(result)
         if progress is not None:
             progress(i, len(items))
     return report
+
+
+_MARKERS = re.compile(r"\[\d+(?:\s*,\s*\d+)*\]")
 
 
 def _page(doc: Document) -> int | None:

@@ -198,8 +198,13 @@ class HFGenerator:
             getattr(model.config, "max_position_embeddings", 0) or min(tokenizer.model_max_length, 2048)
         )
         self.load_seconds = 0.0
+        # One generation at a time: the model and tokenizer are shared by every chat session
+        # and request of the process, and generate() is not safe to run concurrently on one
+        # model. Held from the first token to the stream's close.
+        self._lock = threading.Lock()
 
     def count_tokens(self, text: str) -> int:
+        # Encoding only reads the fast tokenizer's state (no truncation flips here).
         return len(self.tokenizer.encode(text, add_special_tokens=False))
 
     def prompt_ids(self, messages: Sequence[dict[str, str]]) -> list[int]:
@@ -225,6 +230,12 @@ class HFGenerator:
 
         Closing the iterator early (``break`` in the caller) stops generation too.
         """
+        with self._lock:
+            yield from self._stream_locked(messages, params)
+
+    def _stream_locked(
+        self, messages: Sequence[dict[str, str]], params: DecodingParams
+    ) -> Generator[str, None, None]:
         ids = torch.tensor([self.prompt_ids(messages)], device=self.device)
         streamer: Any = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
         cancel = threading.Event()

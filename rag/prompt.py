@@ -125,14 +125,17 @@ def build_prompt(
     count_tokens: TokenCounter,
     budget: int,
     style: PromptStyle | None = None,
+    renumber: bool = True,
 ) -> Prompt:
     """Lay out the prompt within ``budget`` tokens (context window minus the reply's room).
 
     ``sources`` come best first. Passages are dropped from the weakest end until the rest
     fit; if even the best one alone does not fit, it is cut short rather than failing.
+    With ``renumber=False`` passages keep their numbers (evidence sentences quoted from
+    passages [3] and [1] stay [3] and [1], as the user sees them in the sources).
     """
     style = style or PromptStyle()
-    kept = [replace(s, n=i) for i, s in enumerate(sources, start=1)]
+    kept = [replace(s, n=i) if renumber else s for i, s in enumerate(sources, start=1)]
 
     def size(srcs: Sequence[Source]) -> int:
         return _prompt_tokens(render(question, srcs, style), count_tokens)

@@ -59,12 +59,27 @@ class Settings(BaseSettings):
     k: int = Field(4, ge=1, le=50, description="Passages given to the decoder and shown as sources.")
     fetch_k: int = Field(50, ge=1, description="Candidates each retriever contributes to the fusion.")
     rrf_k: int = Field(60, ge=1, description="Reciprocal-rank-fusion constant.")
-    # Calibrated by benchmarks/calibrate_abstention.py on SQuAD: 406 answerable questions vs
-    # 260 about articles not in the index. 0.40 balances the two errors (6.2% of answerable
-    # questions refused, 5.8% of unanswerable ones answered); see docs/benchmarks.md.
+    # With the reader on, this threshold and reader_min_margin are picked together by
+    # benchmarks/calibrate_reader.py on the reader's tuning articles (never the evaluation
+    # ones): cosine 0.30 + margin 2.0 refused 90.4% of questions about other articles and
+    # 12.0% of answerable ones there; the cosine alone at 0.40 refused 23% of answerable
+    # ones. See docs/benchmarks.md, "Answers".
     abstain_threshold: float = Field(
-        0.40,
+        0.30,
         description="Best dense cosine below this: answer that the documents do not say.",
+    )
+
+    # --- reader ------------------------------------------------------------------------
+    reader: bool = Field(
+        True,
+        description="Extractive reader (rag/read.py) finds the answer span the decoder must agree "
+        "with; false = the decoder alone reads the passages.",
+    )
+    # Picked with abstain_threshold, above.
+    reader_min_margin: float = Field(
+        2.0,
+        description="Best span's score minus its 'no answer here' score below this: the documents "
+        "do not say.",
     )
 
     # --- decoder -----------------------------------------------------------------------

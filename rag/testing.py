@@ -14,7 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
+from rag.read import Span
 from rag.store import FileRecord, IndexWriter
+from rag.text import content_words, sentence_spans
 from rag.types import Chunk, DecodingParams, Encoder, FloatArray
 
 _WORD = re.compile(r"\w+|[^\w\s]", re.UNICODE)
@@ -88,6 +90,40 @@ class FakeGenerator:
             return "I don't know."
         sentence = re.split(r"(?<=[.!?])\s", m.group(1).strip())[0]
         return f"{sentence} [1]"
+
+
+class FakeReader:
+    """A deterministic stand-in for :class:`rag.read.SpanReader`.
+
+    ``answers`` maps a question to the answer text it should find: where that text occurs
+    in a passage, it is the span there (margin 5). Otherwise each sentence sharing content
+    words with the question proposes its first number or capitalised word the question
+    does not contain, with margin (shared words - 1): no overlap, no belief.
+    """
+
+    def __init__(self, answers: Mapping[str, str] | None = None) -> None:
+        self.answers = dict(answers or {})
+        self.calls: list[tuple[str, list[str]]] = []
+
+    def read(self, question: str, passages: Sequence[str], *, top_n: int = 5) -> list[Span]:
+        self.calls.append((question, list(passages)))
+        spans: list[Span] = []
+        wanted = self.answers.get(question)
+        q_words = set(content_words(question))
+        for p, text in enumerate(passages):
+            if wanted is not None:
+                at = text.find(wanted)
+                if at != -1:
+                    spans.append(Span(p, at, at + len(wanted), wanted, 5.0, 0.0))
+                continue
+            for a, b in sentence_spans(text):
+                overlap = len(q_words & set(content_words(text[a:b])))
+                for m in re.finditer(r"\b(\d[\d,.]*\d|\d|[A-Z][a-z]+)\b", text[a:b]):
+                    if m.group().lower() not in q_words and overlap:
+                        s, e = a + m.start(), a + m.end()
+                        spans.append(Span(p, s, e, text[s:e], float(overlap), 1.0))
+                        break
+        return sorted(spans, key=lambda s: s.margin, reverse=True)
 
 
 def write_index(path: Path, docs: Mapping[str, str], encoder: Encoder, *, pdf_page: int = 1,

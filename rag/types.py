@@ -99,6 +99,13 @@ class Answer:
     # n of the sources the answer text cites with [n] markers.
     cited: list[int] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    # The sentence(s) the answer rests on, quoted with their place:
+    # 'multicolumn.pdf, page 3: "..."'. Empty for refusals.
+    evidence: list[str] = field(default_factory=list)
+    # How the text came about: "generated" (the decoder's reply, checked against its
+    # passage), "extracted" (the reader's span: the decoder's reply could not be backed
+    # up), or "abstained".
+    method: str = "generated"
 
 
 # --- protocols at the seams ------------------------------------------------------------

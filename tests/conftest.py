@@ -20,8 +20,12 @@ REPO = Path(__file__).resolve().parent.parent
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    """Settings with every writable path inside the test's tmp dir."""
-    return Settings(indexes_dir=tmp_path / "indexes", model_cache_dir=tmp_path / "cache")
+    """Settings with every writable path inside the test's tmp dir.
+
+    The extractive reader is off: these settings drive fast tests with fake models, and
+    the reader is a real model (tests of the reader path inject rag.testing.FakeReader).
+    """
+    return Settings(indexes_dir=tmp_path / "indexes", model_cache_dir=tmp_path / "cache", reader=False)
 
 
 @pytest.fixture

@@ -58,7 +58,7 @@ def test_answer_cites_the_passage_it_came_from(settings: Settings, index_dir: Pa
     assert a.cited == [1]
     # The passage reached the decoder, numbered and with its source.
     assert '[1] source: eiffel.txt\n"""' in gen.prompts[0][-1]["content"]
-    assert set(a.timings) == {"retrieve_s", "first_token_s", "total_s"}
+    assert {"retrieve_s", "first_token_s", "total_s"} <= set(a.timings)
     assert 0 <= a.timings["retrieve_s"] <= a.timings["first_token_s"] <= a.timings["total_s"]
 
 

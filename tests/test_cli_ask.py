@@ -36,6 +36,7 @@ def fake_models(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
 
     monkeypatch.setattr(cli_ask, "build_chain", fake_build)
     monkeypatch.setenv("RAG_ABSTAIN_THRESHOLD", "0.3")
+    monkeypatch.setenv("RAG_READER", "false")  # the reader is a real model
     return seen
 
 
@@ -52,7 +53,7 @@ def test_json_output(
                             "--json", "--k", "2", "--retriever", "dense"]))
     assert rc == 0
     out = json.loads(capsys.readouterr().out)
-    assert set(out) == {"answer", "abstained", "sources", "timings"}
+    assert set(out) == {"answer", "abstained", "method", "evidence", "sources", "timings"}
     assert out["answer"] == "The Eiffel Tower was completed in 1889. [1]"
     assert out["abstained"] is False
     assert len(out["sources"]) == 2

@@ -16,7 +16,7 @@ import rag.embed
 from ingest.pipeline import ingest_folder
 from rag import cli_eval
 from rag.settings import Settings
-from rag.testing import FakeEncoder, FakeGenerator
+from rag.testing import FakeEncoder, FakeGenerator, FakeReader
 
 REPO = Path(__file__).resolve().parent.parent
 ARTICLES = ("Geology.md", "Pharmacy.md", "Black_Death.md")
@@ -97,12 +97,12 @@ def test_answers_are_scored_through_the_chain(fake_index: dict[str, Path],
 
     def build(settings: Settings, index_dir: Path, **kw: Any) -> rag.chain.RagChain:
         return real_build(settings, index_dir, encoder=kw.get("encoder"),
-                          generator=FakeGenerator())
+                          generator=FakeGenerator(), reader=FakeReader())
 
     monkeypatch.setattr(rag.chain, "build_chain", build)
     out = _json(capsys, "--index", str(fake_index["index"]), "--qa", str(fake_index["qa"]),
                 "--answers", "--limit", "10")
-    assert {"em", "f1", "contains"} <= set(out)
+    assert {"em", "f1", "contains", "abstained", "confidently_wrong"} <= set(out)
     # The fake generator echoes the first sentence of the top passage: some overlap, rarely exact.
     assert 0.0 <= out["em"] <= out["f1"] <= 1.0
     assert out["contains"] >= out["em"]

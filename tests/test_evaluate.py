@@ -249,7 +249,7 @@ def test_run_eval_aggregates_hand_computed_metrics() -> None:
         "q2": [_doc("b.pdf", 1), _doc("c.md"), _doc("b.pdf", 2)],  # rank 3
         "q3": [_doc("c.md")],
     }
-    answers = {"q1": "It is Paris.", "q2": "1973", "q3": "?"}
+    answers = {"q1": ("It is Paris. [1]", False), "q2": ("1973 [2]", False), "q3": ("?", True)}
     report = run_eval(items, lambda q: lists[q], k=10, answer=lambda q: answers[q])
     out = report.to_json()
     assert out["n"] == 2
@@ -259,7 +259,18 @@ def test_run_eval_aggregates_hand_computed_metrics() -> None:
     assert out["ndcg@10"] == pytest.approx((1 + 0.5) / 2)
     assert out["em"] == 0.5  # "It is Paris." != "Paris"; "1973" == "1973"
     assert out["contains"] == 1.0
-    assert out["f1"] == pytest.approx((2 * (1 / 3) * 1 / (1 / 3 + 1) + 1) / 2)
+    assert out["f1"] == pytest.approx((2 * (1 / 3) * 1 / (1 / 3 + 1) + 1) / 2)  # markers not scored
+    assert out["abstained"] == 0.0 and out["confidently_wrong"] == 0.0
+
+
+def test_refusals_and_confidently_wrong_answers_are_counted_apart() -> None:
+    items = [QAItem(str(i), f"q{i}", ["Paris"], [Relevant("a.md")]) for i in range(4)]
+    replies = {"q0": ("Paris [1]", False), "q1": ("Lyon [1]", False),
+               "q2": ("The documents do not say.", True), "q3": ("Rome [2]", False)}
+    out = run_eval(items, lambda q: [_doc("a.md")], answer=lambda q: replies[q]).to_json()
+    assert out["contains"] == 0.25
+    assert out["abstained"] == 0.25
+    assert out["confidently_wrong"] == 0.5
 
 
 def test_run_eval_judges_only_top_k() -> None:

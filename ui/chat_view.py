@@ -37,6 +37,8 @@ class Turn:
     cited: list[int] = field(default_factory=list)
     seconds: float = 0.0
     mode: str = ""  # retrieval mode, which says what the sources' scores are
+    evidence: list[str] = field(default_factory=list)  # quoted sentences the answer rests on
+    method: str = "generated"  # "extracted": the decoder's reply could not be backed up
 
 
 def history_pairs(turns: Sequence[Turn]) -> list[tuple[str, str]]:
@@ -74,6 +76,10 @@ def render_answer_text(turn: Turn) -> None:
         )
     else:
         st.markdown(answer_markdown(turn.answer))
+        for quote in turn.evidence:
+            st.caption(escape_markdown(quote))
+        if turn.method == "extracted":
+            st.caption("Quoted from the passage: the model's own wording could not be backed up.")
     if turn.seconds:
         st.caption(f"{turn.seconds:.1f} s")
 
@@ -139,6 +145,8 @@ def ask(chain: RagChain, question: str, turns: Sequence[Turn], options: AnswerOp
                 list(answer.cited),
                 time.perf_counter() - t0,
                 options.mode,
+                list(answer.evidence),
+                answer.method,
             )
         else:
             turn = Turn(question, text, abstained, sources, [], time.perf_counter() - t0, options.mode)

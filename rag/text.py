@@ -1,0 +1,84 @@
+"""Shared text helpers: the SQuAD normaliser, function words, content words, sentences.
+
+One home for them, so the evaluation, the answer checks and the citations agree on what
+"the same words" means.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+
+_PUNCT = set(string.punctuation)
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+
+
+def normalize_answer(text: str) -> str:
+    """Lower-case, drop punctuation, drop articles, collapse whitespace (SQuAD v1.1 order)."""
+    text = "".join(ch for ch in text.lower() if ch not in _PUNCT)
+    return " ".join(_ARTICLES.sub(" ", text).split())
+
+
+# Function words carry no claim: an answer is grounded by its content words alone.
+FUNCTION_WORDS = frozenset([
+    "a", "an", "the", "of", "in", "on", "at", "to", "for", "from", "by", "with", "and", "or",
+    "but", "not", "is", "are", "was", "were", "be", "been", "being", "it", "its", "this", "that",
+    "these", "those", "as", "which", "who", "whom", "what", "when", "where", "why", "how", "he",
+    "she", "they", "them", "his", "her", "their", "there", "here", "do", "does", "did", "has",
+    "have", "had", "will", "would", "can", "could", "answer", "passage", "about", "approximately",
+    "around", "than", "more", "less", "also", "so", "then", "into", "onto", "over", "under",
+])
+
+
+def content_words(text: str) -> list[str]:
+    """Normalised words of ``text`` that carry content, in order (duplicates kept)."""
+    return [w for w in normalize_answer(text).split() if w not in FUNCTION_WORDS]
+
+
+def number_tokens(text: str) -> set[str]:
+    """Numbers as written, without separators ("83,190,556" -> "83190556", "11.5" -> "115").
+
+    Compared after SQuAD normalisation drops punctuation, so "11.5" and "115" would look the
+    same; numbers are therefore also checked digit-for-digit by the answer checks.
+    """
+    return {re.sub(r"[,\s]", "", m) for m in re.findall(r"\d[\d,]*(?:\.\d+)?", text)}
+
+
+# A sentence ends at . ! ? (optionally followed by a closing quote or bracket) before
+# whitespace and an upper-case letter, digit or opening quote; or at a line break.
+_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])|\n+")
+_ABBREVIATIONS = ("e.g.", "i.e.", "etc.", "Mr.", "Mrs.", "Dr.", "St.", "vs.", "No.", "U.S.", "Inc.")
+
+
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    """Character spans of the sentences (or lines) of ``text``, whitespace trimmed."""
+    spans: list[tuple[int, int]] = []
+    start = 0
+    for m in _SENTENCE_END.finditer(text):
+        head = text[start:m.start()].rstrip()
+        if head.endswith(_ABBREVIATIONS) and "\n" not in m.group():
+            continue
+        spans.append((start, m.start()))
+        start = m.end()
+    spans.append((start, len(text)))
+    out: list[tuple[int, int]] = []
+    for a, b in spans:
+        seg = text[a:b]
+        lead = len(seg) - len(seg.lstrip())
+        trail = len(seg.rstrip())
+        if trail > lead:
+            out.append((a + lead, a + trail))
+    return out
+
+
+def ends_sentence(text: str) -> bool:
+    return text.rstrip().endswith((".", "!", "?", '."', ".)", "!\"", "?\""))
+
+
+def trim_to_sentence(text: str) -> str:
+    """``text`` up to its last full sentence; "" when no sentence ends in it."""
+    spans = sentence_spans(text)
+    for a, b in reversed(spans):
+        if ends_sentence(text[a:b]):
+            return text[:b].strip()
+    return ""
