@@ -48,7 +48,8 @@ def error_response(status: int, message: str, param: str | None = None,
 
 def _field(loc: tuple[Any, ...]) -> str:
     """``("body", "messages", 0, "role")`` -> ``messages[0].role``."""
-    parts = [p for p in loc if p not in ("body", "query", "path", "header")]
+    # The first element says where the value was (body, query, path...), not which field.
+    parts = list(loc[1:]) if loc and loc[0] in ("body", "query", "path", "header", "cookie") else list(loc)
     out = ""
     for p in parts:
         out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))

@@ -14,6 +14,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from ingest.collection import Collection, collection, index_revision
 from ingest.jobs import JobBoard
 from rag.settings import Settings
@@ -23,19 +25,53 @@ if TYPE_CHECKING:
     from rag.chain import RagChain
 
 
-class LockedEncoder:
-    """An encoder whose calls run one at a time (queries, searches and ingestion jobs)."""
+class FairLock:
+    """A lock granted in arrival order. ``threading.Lock`` is not: a thread that releases
+    and re-acquires at once (an ingestion job embedding batch after batch) can starve the
+    others (a question waiting to be embedded)."""
 
-    def __init__(self, inner: Encoder) -> None:
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._next = 0
+        self._serving = 0
+
+    def __enter__(self) -> None:
+        with self._cond:
+            ticket = self._next
+            self._next += 1
+            while ticket != self._serving:
+                self._cond.wait()
+
+    def __exit__(self, *exc: object) -> None:
+        with self._cond:
+            self._serving += 1
+            self._cond.notify_all()
+
+
+class LockedEncoder:
+    """An encoder whose calls run one at a time (queries, searches and ingestion jobs).
+
+    A long call (an ingestion job's thousands of passages) is cut into batches with the
+    lock taken per batch, so a question waits for one batch, not for the whole job.
+    """
+
+    def __init__(self, inner: Encoder, batch_size: int = 64) -> None:
         self.inner = inner
         self.name = inner.name
         self.dimension = inner.dimension
         self.max_tokens = inner.max_tokens
-        self._lock = threading.Lock()
+        self.batch_size = batch_size
+        self._lock = FairLock()
 
     def embed(self, texts: Sequence[str]) -> FloatArray:
-        with self._lock:
-            return self.inner.embed(texts)
+        if len(texts) <= self.batch_size:
+            with self._lock:
+                return self.inner.embed(texts)
+        parts = []
+        for i in range(0, len(texts), self.batch_size):
+            with self._lock:
+                parts.append(self.inner.embed(texts[i : i + self.batch_size]))
+        return np.concatenate(parts, axis=0)
 
     def token_offsets(self, text: str) -> list[tuple[int, int]]:
         with self._lock:
@@ -120,7 +156,7 @@ class Service:
             from rag.generate import build_generator
 
             generator = build_generator(settings)
-        return cls(settings, LockedEncoder(encoder), LockedGenerator(generator),
+        return cls(settings, LockedEncoder(encoder, settings.embed_batch_size), LockedGenerator(generator),
                    Admission(settings.api_max_queue))
 
     def collection(self, name: str) -> Collection:
