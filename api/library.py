@@ -130,6 +130,7 @@ def delete(name: str, request: Request) -> Response:
     _busy(service, c)
     delete_collection(service.settings, c.name)
     service.forget(c.name)
+    service.jobs.forget(c.name)
     return Response(status_code=204)
 
 

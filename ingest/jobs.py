@@ -98,6 +98,13 @@ class JobBoard:
         with self._lock:
             return next((j for j in self._last.values() if j.id == job_id), None)
 
+    def forget(self, collection: str) -> None:
+        """Drop a finished job's record (its collection was deleted)."""
+        with self._lock:
+            job = self._last.get(collection)
+            if job is not None and not job.running:
+                del self._last[collection]
+
     def running(self, collection: str) -> bool:
         job = self.last(collection)
         return job is not None and job.running

@@ -21,6 +21,7 @@ from api.app import create_app
 from api.guard import is_loopback
 from api.service import LockedEncoder
 from api.testing import RunningServer, serve_in_thread, wait_for_job
+from rag.chain import ABSTAIN_TEXT
 from rag.settings import Settings
 from rag.testing import FakeEncoder, FakeGenerator, write_index
 from rag.types import DecodingParams
@@ -292,3 +293,18 @@ def test_ingestion_job_blocks_a_second_writer(tmp_path: Path) -> None:
         assert wait_for_job(http, "docs")["state"] == "succeeded"
         names = [d["name"] for d in http.get("/v1/collections/docs/documents").json()]
         assert "m.txt" in names and "n.txt" not in names
+
+
+def test_stream_withdrawn_at_the_end_reads_as_the_final_answer(tmp_path: Path) -> None:
+    # The reader says it does not know: the chain withdraws the streamed words at the end.
+    unsure = FakeGenerator(script="I don't know.")
+    with serve_in_thread(create_app(make_settings(tmp_path), encoder=FakeEncoder(), generator=unsure)) as srv:
+        client = OpenAI(base_url=srv.api, api_key="x", max_retries=0)
+        messages: Any = [{"role": "user", "content": QUESTION}]
+        chunks = list(client.chat.completions.create(model="docs", messages=messages, stream=True))
+        text = "".join(c.choices[0].delta.content or "" for c in chunks)
+        final = (chunks[-1].model_extra or {})["docchat"]
+        assert final["abstained"] and final["answer"] == ABSTAIN_TEXT
+        assert text == "I don't know.\n\n" + ABSTAIN_TEXT
+        plain = client.chat.completions.create(model="docs", messages=messages)
+        assert plain.choices[0].message.content == ABSTAIN_TEXT
