@@ -7,7 +7,8 @@ concurrency level. Prints requests/s and p50/p95 latency per level; 429 answers 
 full, RAG_API_MAX_QUEUE) and errors are counted, never timed.
 
     HF_HUB_OFFLINE=1 PYTHONPATH=. python benchmarks/bench_api.py [--clients 1 4 16]
-        [--search-requests 64] [--answer-requests 16] [--url http://127.0.0.1:8000 --collection NAME]
+        [--search-requests 64] [--answer-requests 16] [--only search|answer]
+        [--url http://127.0.0.1:8000 --collection NAME]
 """
 
 from __future__ import annotations
@@ -146,6 +147,7 @@ def main() -> int:
     ap.add_argument("--clients", type=int, nargs="+", default=[1, 4, 16])
     ap.add_argument("--search-requests", type=int, default=64, help="per level")
     ap.add_argument("--answer-requests", type=int, default=16, help="per level (at least one per client)")
+    ap.add_argument("--only", choices=["search", "answer"], help="measure one endpoint only")
     ap.add_argument("--url", help="an already running server (else `rag serve` is started)")
     ap.add_argument("--collection", default="bench", help="with --url: an indexed collection")
     ap.add_argument("--token", default=os.environ.get("RAG_API_TOKEN"), help="bearer token, if any")
@@ -177,6 +179,8 @@ def main() -> int:
             rows = []
             for kind, send, total in (("search", search, args.search_requests),
                                       ("answer", answer, args.answer_requests)):
+                if args.only not in (None, kind):
+                    continue
                 for c in args.clients:
                     level = run_level(kind, c, max(total, c), send, url, headers)
                     rows.append(level.row())
