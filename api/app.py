@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
+from fastapi.security import HTTPBearer
 
 from api import chat, errors, library
 from api.guard import Guard
@@ -45,8 +46,11 @@ def create_app(settings: Settings, *, encoder: Encoder | None = None,
         )
 
     app.add_exception_handler(Exception, unexpected)
-    app.include_router(chat.router)
-    app.include_router(library.router)
+    # Enforced by the Guard below, before the body is read; declared here too so /docs
+    # offers an "Authorize" button for the token.
+    bearer = [Depends(HTTPBearer(auto_error=False, description="RAG_API_TOKEN, when the server has one"))]
+    app.include_router(chat.router, dependencies=bearer)
+    app.include_router(library.router, dependencies=bearer)
 
     @app.get("/health", tags=["server"], summary="Liveness, and how many requests are inside")
     def health() -> dict[str, object]:

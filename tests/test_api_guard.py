@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
-from openai import AuthenticationError, OpenAI
+from openai import APIError, AuthenticationError, OpenAI
 from pydantic import SecretStr
 
 from api.app import create_app
@@ -308,3 +308,20 @@ def test_stream_withdrawn_at_the_end_reads_as_the_final_answer(tmp_path: Path) -
         assert text == "I don't know.\n\n" + ABSTAIN_TEXT
         plain = client.chat.completions.create(model="docs", messages=messages)
         assert plain.choices[0].message.content == ABSTAIN_TEXT
+
+
+def test_a_failing_decoder_is_a_json_error_not_a_hang(tmp_path: Path) -> None:
+    class Broken(FakeGenerator):
+        def stream(self, messages: Sequence[dict[str, str]], params: DecodingParams) -> Iterator[str]:
+            yield "Half"
+            raise RuntimeError("decoder crashed")
+
+    app = create_app(make_settings(tmp_path), encoder=FakeEncoder(), generator=Broken())
+    with serve_in_thread(app) as srv:
+        r = httpx.post(srv.api + "/chat/completions", json=chat(), timeout=30)
+        assert r.status_code == 500 and "decoder crashed" in r.json()["error"]["message"]
+        client = OpenAI(base_url=srv.api, api_key="x", max_retries=0)
+        with pytest.raises(APIError, match="decoder crashed"):
+            list(client.chat.completions.create(model="docs", stream=True,
+                                                messages=[{"role": "user", "content": QUESTION}]))
+        assert httpx.get(srv.url + "/health", timeout=30).json()["requests_inside"] == 0
