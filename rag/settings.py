@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 RetrieverMode = Literal["hybrid", "dense", "bm25"]
@@ -99,6 +99,20 @@ class Settings(BaseSettings):
     repetition_penalty: float = Field(1.0, ge=1.0)
     context_tokens: int | None = Field(
         None, ge=256, description="Prompt budget; default the model's own context window."
+    )
+
+    # --- HTTP API (rag serve) ------------------------------------------------------------
+    api_token: SecretStr | None = Field(
+        None,
+        description="Bearer token API clients must send; required when `rag serve` listens "
+        "beyond localhost.",
+    )
+    api_max_queue: int = Field(
+        16,
+        ge=1,
+        le=1024,
+        description="Answer and search requests the API admits at once (running or waiting "
+        "for the model); more get 429.",
     )
 
     @model_validator(mode="after")

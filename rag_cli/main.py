@@ -1,4 +1,4 @@
-"""`rag ingest | ask | eval | ui`.
+"""`rag ingest | ask | eval | ui | serve`.
 
 Each subcommand's module owns its flags (``add_arguments``) and its work (``run``); this
 module only dispatches, so the library packages never import the command line.
@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ask": ("rag.cli_ask", "Answer a question from an index, with sources."),
     "eval": ("rag.cli_eval", "Measure retrieval (and answer) quality on a QA file."),
     "ui": ("ui.launch", "Start the chat app in the browser."),
+    "serve": ("rag_cli.serve", "Serve the HTTP API (OpenAI-compatible chat, search, uploads)."),
 }
 
 

@@ -6,18 +6,18 @@ from pathlib import Path
 
 import pytest
 
-from rag.settings import Settings
-from ui.collection import (
-    DEFAULT_COLLECTION,
+from ingest.collection import (
     CollectionNameError,
     collection,
     create_collection,
+    delete_collection,
     document_files,
     index_revision,
     list_collections,
-    seed_sample,
     validate_name,
 )
+from rag.settings import Settings
+from ui.collection import DEFAULT_COLLECTION, seed_sample
 
 
 @pytest.mark.parametrize("name", ["sample", "My_docs-2", "a"])
@@ -72,3 +72,13 @@ def test_index_revision_follows_current(settings: Settings) -> None:
     c.index_dir.mkdir(parents=True)
     (c.index_dir / "CURRENT").write_text("gen-000003\n")
     assert index_revision(c) == "gen-000003"
+
+
+def test_delete_removes_the_folder(settings: Settings) -> None:
+    c = create_collection(settings, "gone")
+    (c.documents_dir / "a.txt").write_text("x")
+    delete_collection(settings, "gone")
+    assert not c.index_dir.exists() and list_collections(settings) == []
+    assert list(settings.indexes_dir.iterdir()) == []  # nothing left aside either
+    with pytest.raises(FileNotFoundError, match="no collection named 'gone'"):
+        delete_collection(settings, "gone")

@@ -2,7 +2,7 @@
 
 Run with ``rag ui`` or ``streamlit run ui/app.py [-- --collection NAME]``. The page only
 arranges widgets: models come from ui.resources (built once per process), file handling
-from ui.uploads / ui.collection, ingestion from ingest.pipeline, answers from rag.chain.
+from ingest.uploads / ingest.collection, ingestion from ingest.pipeline, answers from rag.chain.
 """
 
 from __future__ import annotations
@@ -21,12 +21,7 @@ import logging  # noqa: E402
 
 import streamlit as st  # noqa: E402
 
-from rag.settings import Settings  # noqa: E402
-from ui import resources  # noqa: E402
-from ui.answer_settings import answer_options  # noqa: E402
-from ui.chat_view import Turn, ask, error_text, render_history  # noqa: E402
-from ui.collection import (  # noqa: E402
-    DEFAULT_COLLECTION,
+from ingest.collection import (  # noqa: E402
     Collection,
     CollectionNameError,
     collection,
@@ -34,8 +29,12 @@ from ui.collection import (  # noqa: E402
     document_files,
     index_revision,
     list_collections,
-    seed_sample,
 )
+from rag.settings import Settings  # noqa: E402
+from ui import resources  # noqa: E402
+from ui.answer_settings import answer_options  # noqa: E402
+from ui.chat_view import Turn, ask, error_text, render_history  # noqa: E402
+from ui.collection import DEFAULT_COLLECTION, seed_sample  # noqa: E402
 from ui.library_view import handle_uploads, render_documents, render_job, start_ingest  # noqa: E402
 
 log = logging.getLogger("ui.app")

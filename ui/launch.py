@@ -14,8 +14,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from ingest.collection import validate_name
 from rag.settings import Settings
-from ui.collection import DEFAULT_COLLECTION, validate_name
+from ui.collection import DEFAULT_COLLECTION
 
 APP_PATH = Path(__file__).resolve().parent / "app.py"
 

@@ -1,6 +1,6 @@
 """The documents of a collection: list, upload, remove, and ingestion progress.
 
-File handling lives in ui.uploads / ui.collection and ingestion in ingest.pipeline (the
+File handling lives in ingest.uploads / ingest.collection and ingestion in ingest.pipeline (the
 same code as the ingest script); this module only draws widgets and starts jobs.
 """
 
@@ -14,13 +14,13 @@ from typing import TYPE_CHECKING
 
 import streamlit as st
 
+from ingest.collection import Collection, document_files, document_states, index_revision
+from ingest.jobs import Job, JobBusyError
+from ingest.uploads import ALLOWED_SUFFIXES, SaveResult, save_upload
 from rag.settings import Settings
 from rag.store import index_exists
 from ui import resources
-from ui.collection import Collection, document_files, index_revision
 from ui.highlight import escape_markdown
-from ui.jobs import Job, JobBusyError
-from ui.uploads import ALLOWED_SUFFIXES, SaveResult, save_upload
 
 if TYPE_CHECKING:
     from ingest.pipeline import IngestSummary, ProgressFn
@@ -60,22 +60,10 @@ def document_rows(
     records: Sequence[FileRecord], on_disk: Sequence[str], job: Job | None
 ) -> list[DocumentRow]:
     """Indexed documents plus files waiting in the folder (being ingested, or failed)."""
-    failed: dict[str, str] = {}
-    if job is not None and not job.running and job.summary is not None:
-        for item in [*job.summary.files_failed, *job.summary.files_skipped]:
-            failed[str(item["path"])] = str(item["reason"])
-    rows = [DocumentRow(r.source, r.pages, r.chunks, _when(r.added_at), "ready") for r in records]
-    indexed = {r.source for r in records}
-    for name in on_disk:
-        if name in indexed:
-            continue
-        if job is not None and job.running:
-            status = "processing…"
-        elif name in failed:
-            status = f"not added: {failed[name]}"
-        else:
-            status = "waiting"
-        rows.append(DocumentRow(name, None, None, "", status))
+    rows = []
+    for d in document_states(records, on_disk, job):
+        status = {"processing": "processing…", "not added": f"not added: {d.reason}"}.get(d.status, d.status)
+        rows.append(DocumentRow(d.name, d.pages, d.chunks, _when(d.added_at) if d.added_at else "", status))
     return rows
 
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ui.uploads import (
+from ingest.uploads import (
     ALLOWED_SUFFIXES,
     UploadNameError,
     sanitize_filename,
