@@ -33,7 +33,8 @@ QUESTION = "Austria capital?"
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[RunningServer]:
     settings = Settings(indexes_dir=tmp_path / "indexes", model_cache_dir=tmp_path / "cache",
-                        parse_workers=1, abstain_threshold=0.2)
+                        parse_workers=1, abstain_threshold=0.2,
+                        reader=False)  # the reader is a real model; these use fakes
     with serve_in_thread(create_app(settings, encoder=FakeEncoder(), generator=FakeGenerator())) as srv:
         yield srv
 

@@ -57,7 +57,7 @@ class SlowGenerator(FakeGenerator):
 
 def make_settings(tmp_path: Path, **kw: Any) -> Settings:
     s = Settings(indexes_dir=tmp_path / "indexes", model_cache_dir=tmp_path / "cache",
-                 parse_workers=1, abstain_threshold=0.2, **kw)
+                 parse_workers=1, abstain_threshold=0.2, reader=False, **kw)
     encoder = FakeEncoder()
     # Chunk sizes as ingestion with the fake encoder makes them, so jobs can add to it.
     write_index(s.index_path("docs"), TEXT, encoder, chunk_tokens=128, chunk_overlap=32)
@@ -295,8 +295,9 @@ def test_ingestion_job_blocks_a_second_writer(tmp_path: Path) -> None:
         assert "m.txt" in names and "n.txt" not in names
 
 
-def test_stream_withdrawn_at_the_end_reads_as_the_final_answer(tmp_path: Path) -> None:
-    # The reader says it does not know: the chain withdraws the streamed words at the end.
+def test_unbacked_reply_is_never_streamed_only_the_final_answer(tmp_path: Path) -> None:
+    # The decoder says it does not know: the chain checks a reply before any of it is
+    # streamed, so the client reads the refusal alone, never words taken back later.
     unsure = FakeGenerator(script="I don't know.")
     with serve_in_thread(create_app(make_settings(tmp_path), encoder=FakeEncoder(), generator=unsure)) as srv:
         client = OpenAI(base_url=srv.api, api_key="x", max_retries=0)
@@ -305,7 +306,7 @@ def test_stream_withdrawn_at_the_end_reads_as_the_final_answer(tmp_path: Path) -
         text = "".join(c.choices[0].delta.content or "" for c in chunks)
         final = (chunks[-1].model_extra or {})["docchat"]
         assert final["abstained"] and final["answer"] == ABSTAIN_TEXT
-        assert text == "I don't know.\n\n" + ABSTAIN_TEXT
+        assert text == ABSTAIN_TEXT
         plain = client.chat.completions.create(model="docs", messages=messages)
         assert plain.choices[0].message.content == ABSTAIN_TEXT
 

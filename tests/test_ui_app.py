@@ -70,6 +70,7 @@ def models(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Models]:
     # The default threshold is calibrated on the real encoder's cosines; the hashed
     # bag-of-words fake scores a relevant one-line passage lower, around 0.35-0.45.
     monkeypatch.setenv("RAG_ABSTAIN_THRESHOLD", "0.25")
+    monkeypatch.setenv("RAG_READER", "false")  # the reader is a real model; these use fakes
     monkeypatch.setattr(ui_collection, "SAMPLE_CORPUS", sample)
     m = Models()
 
