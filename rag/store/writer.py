@@ -11,6 +11,7 @@ rebuilt (compaction), after the commit point, so a crash there loses nothing.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import json
 import os
@@ -202,6 +203,14 @@ class IndexWriter:
         self.db.execute("DELETE FROM chunks WHERE source = ?", (source,))
         self.db.execute("DELETE FROM files WHERE source = ?", (source,))
         self._files.pop(source, None)
+
+    def set_file_stat(self, source: str, size: int, mtime_ns: int) -> None:
+        """Record the size and mtime of a file found unchanged by its hash."""
+        self.db.execute("UPDATE files SET size = ?, mtime_ns = ? WHERE source = ?",
+                        (size, mtime_ns, source))
+        rec = self._files.get(source)
+        if rec is not None:
+            self._files[source] = dataclasses.replace(rec, size=size, mtime_ns=mtime_ns)
 
     def add_file(self, record: FileRecord, chunks: Sequence[Chunk], vectors: FloatArray) -> None:
         dim = self._settings["dimension"]
