@@ -3,7 +3,8 @@
 The CLI (``rag ingest``) and the UI's upload both call :func:`ingest_folder`. A run
 re-embeds only files whose content (sha256) is new or changed and drops the chunks of
 files that left the folder. A file whose size and mtime match what the index recorded is
-not even read (the ``git status`` trick), so an unchanged re-run costs a folder scan. All writes go through ``rag.store.IndexWriter``, which builds
+not even read (the ``git status`` trick), so an unchanged re-run costs a folder scan.
+All writes go through ``rag.store.IndexWriter``, which builds
 a new generation aside and swaps it in atomically, so a crash, kill or Ctrl-C leaves the
 last committed index intact.
 

@@ -30,7 +30,7 @@ def test_offsets_while_another_thread_embeds(real_encoder: SentenceTransformerEn
         try:
             while not stop.is_set():
                 enc.embed(["what do rivers carve?", LONG[:2000]])
-        except BaseException as e:  # noqa: BLE001 - reported by the assertion below
+        except BaseException as e:
             errors.append(e)
 
     threads = [threading.Thread(target=embed_queries) for _ in range(2)]

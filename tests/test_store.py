@@ -24,8 +24,7 @@ from rag.store.manifest import FileRecord
 from rag.testing import FakeEncoder
 from rag.types import Chunk
 
-WORDS = ("alpha beta gamma delta epsilon zeta theta iota kappa lambda omicron sigma tau "
-         "upsilon omega river valley harbour lantern orchard meadow").split()
+WORDS = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "theta", "iota", "kappa", "lambda", "omicron", "sigma", "tau", "upsilon", "omega", "river", "valley", "harbour", "lantern", "orchard", "meadow"]
 
 
 def _text(i: int, j: int) -> str:
@@ -265,7 +264,7 @@ def test_version_1_index_says_how_to_upgrade_and_is_upgraded_by_a_write(tmp_path
     enc = FakeEncoder()
     idx = tmp_path / "old"
     _write_v1(idx, enc)
-    with pytest.raises(IndexMismatchError, match="format version 1.*upgrade it in place"):
+    with pytest.raises(IndexMismatchError, match=r"format version 1.*upgrade it in place"):
         open_index(idx)
     with pytest.raises(IndexMismatchError, match="format version 1"):
         read_manifest(idx)
