@@ -4,9 +4,8 @@ The CLI (``rag ingest``) and the UI's upload both call :func:`ingest_folder`. A 
 re-embeds only files whose content (sha256) is new or changed and drops the chunks of
 files that left the folder. A file whose size and mtime match what the index recorded is
 not even read (the ``git status`` trick), so an unchanged re-run costs a folder scan.
-All writes go through ``rag.store.IndexWriter``, which builds
-a new generation aside and swaps it in atomically, so a crash, kill or Ctrl-C leaves the
-last committed index intact.
+All writes go through ``rag.store.IndexWriter``: one transaction per commit, so a crash,
+kill or Ctrl-C leaves the last committed index intact.
 
 Long runs commit a checkpoint every ``checkpoint_s`` seconds (default 10 minutes): a crash
 an hour into embedding thousands of PDFs then loses at most 10 minutes, and the next run

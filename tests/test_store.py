@@ -24,7 +24,9 @@ from rag.store.manifest import FileRecord
 from rag.testing import FakeEncoder
 from rag.types import Chunk
 
-WORDS = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "theta", "iota", "kappa", "lambda", "omicron", "sigma", "tau", "upsilon", "omega", "river", "valley", "harbour", "lantern", "orchard", "meadow"]
+WORDS = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "theta", "iota", "kappa",
+         "lambda", "omicron", "sigma", "tau", "upsilon", "omega", "river", "valley",
+         "harbour", "lantern", "orchard", "meadow"]
 
 
 def _text(i: int, j: int) -> str:
