@@ -37,8 +37,8 @@ class BaseInfo:
     bm25_rows: int
     bm25_len: int  # total BM25 terms, for the average document length
 
-    def to_json(self) -> dict[str, Any]:
-        return {"format": FORMAT, "version": VERSION, "base": asdict(self)}
+    def to_json(self, about: dict[str, Any]) -> dict[str, Any]:
+        return {"format": FORMAT, "version": VERSION, **about, "base": asdict(self)}
 
     @staticmethod
     def read(gen: Path) -> BaseInfo:
@@ -148,7 +148,6 @@ def build_base(db: sqlite3.Connection, gen: Path, *, revision: int, kind: str, d
     else:
         info = BaseInfo(revision=revision, max_row=max_row, index_kind=kind, dense_rows=0,
                         bm25_rows=0, bm25_len=0)
-    write_info(gen, info)
     return info
 
 
@@ -160,8 +159,8 @@ def link_base(prev_gen: Path, gen: Path) -> None:
             target.mkdir(exist_ok=True)
         elif p.name != "manifest.json":
             os.link(p, target)
-    (gen / "manifest.json").write_text((prev_gen / "manifest.json").read_text())
 
 
-def write_info(gen: Path, info: BaseInfo) -> None:
-    (gen / "manifest.json").write_text(json.dumps(info.to_json(), indent=1))
+def write_manifest(gen: Path, info: BaseInfo, about: dict[str, Any]) -> None:
+    """The generation's manifest: its base, and (for people and tools) what made it."""
+    (gen / "manifest.json").write_text(json.dumps(info.to_json(about), indent=1))

@@ -23,7 +23,7 @@ from types import TracebackType
 
 import numpy as np
 
-from rag.store.base import EMPTY, BaseInfo, build_base, count_live, link_base
+from rag.store.base import EMPTY, BaseInfo, build_base, count_live, link_base, write_manifest
 from rag.store.errors import IndexLockedError, IndexMismatchError
 from rag.store.keyword import bm25_tokenize
 from rag.store.layout import (
@@ -271,12 +271,13 @@ class IndexWriter:
         manifest = read_manifest_db(db, self.path)
         live = BaseInfo.read(self._live) if self._live is not None else EMPTY
         self.compacted = self._needs_compaction(live)
+        info = live
         if self.compacted:
             # Built from the committed rows, in a read transaction of our own (we hold the
             # lock, so nothing changes under it).
             db.execute("BEGIN")
             try:
-                build_base(db, gen, revision=self._revision,
+                info = build_base(db, gen, revision=self._revision,
                            kind=str(self._settings["index_kind"]),
                            dim=int(self._settings["dimension"]), hnsw_m=self.hnsw_m,
                            prev=live if self._live is not None else None, prev_gen=self._live)
@@ -285,6 +286,8 @@ class IndexWriter:
         else:
             assert self._live is not None
             link_base(self._live, gen)
+        write_manifest(gen, info, {**self._settings, "revision": self._revision,
+                                   "created_at": created, "files": len(self._files)})
         db.close()
         self._db = None
         fsync_tree(gen)
