@@ -219,6 +219,10 @@ def plan_parse_jobs(todo: Sequence[Candidate], workers: int) -> tuple[list[Parse
 _RACY_NS = 2_000_000_000
 
 
+_RESTAT_FILES = 64
+_RESTAT_BYTES = 64 << 20
+
+
 def _stat_matches(rec: FileRecord, c: Candidate) -> bool:
     return rec.mtime_ns != 0 and rec.size == c.size and rec.mtime_ns == c.mtime_ns
 
@@ -338,6 +342,7 @@ def ingest_folder(
             summary.files_removed += 1
             txn.dirty = True
         todo: list[Candidate] = []
+        restat: list[Candidate] = []
         for c in candidates:
             rec = known.get(c.source)
             if rec is not None and _stat_matches(rec, c):
@@ -348,9 +353,13 @@ def ingest_folder(
                 # stat so the next run skips it; a file still being written waits.
                 if (mtime := _trusted_mtime(c)) != 0:
                     txn.writer.set_file_stat(c.source, c.size, mtime)
-                    txn.dirty = True
+                    restat.append(c)
             else:
                 todo.append(c)  # unreadable files too: parsing reports why
+        # New stats ride along with the next commit; they are worth one of their own only
+        # when the next run would otherwise re-read a lot.
+        if len(restat) >= _RESTAT_FILES or sum(c.size for c in restat) >= _RESTAT_BYTES:
+            txn.dirty = True
         _ingest_files(todo, known, txn, encoder, settings, size, overlap, summary, report,
                       runner or make_runner(settings.parse_workers, _n_jobs(todo)), checkpoint_s)
         if txn.dirty:

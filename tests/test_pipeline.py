@@ -356,13 +356,17 @@ def test_unchanged_stat_skips_hashing(corpus: Path, tmp_path: Path,
     monkeypatch.setattr(pipeline, "file_sha256", lambda p: hashed.append(p) or real(p))
     s = ingest_folder(corpus, idx, _settings(), encoder=FakeEncoder())
     assert s.files_unchanged == 4 and s.commits == 0 and hashed == []
-    # Touched, same bytes: hashed once, found unchanged, its new stat recorded.
+    # Touched, same bytes: hashed, found unchanged, its new stat kept for the next commit
+    # (one file is not worth a commit of its own; many are).
     os_t = (corpus / "page.html").stat().st_mtime - 5
     import os
 
     os.utime(corpus / "page.html", (os_t, os_t))
     s = ingest_folder(corpus, idx, _settings(), encoder=FakeEncoder())
-    assert s.files_unchanged == 4 and s.files_ok == 0 and hashed == [corpus / "page.html"]
+    assert s.files_unchanged == 4 and s.commits == 0 and hashed == [corpus / "page.html"]
+    monkeypatch.setattr(pipeline, "_RESTAT_FILES", 1)
+    s = ingest_folder(corpus, idx, _settings(), encoder=FakeEncoder())
+    assert s.files_unchanged == 4 and s.files_ok == 0 and s.commits == 1
     hashed.clear()
     s = ingest_folder(corpus, idx, _settings(), encoder=FakeEncoder())
     assert s.files_unchanged == 4 and s.commits == 0 and hashed == []
