@@ -207,12 +207,15 @@ def one_size(n: int, kind: str, n_queries: int) -> dict[str, object]:
 def rerun(n_files: int) -> dict[str, object]:
     """An unchanged re-run of ingest_folder over ``n_files`` files already in the index."""
     from ingest.pipeline import file_sha256, ingest_folder
+    from ingest.split import effective_sizes
     from rag.settings import Settings
     from rag.testing import FakeEncoder
 
     memo_tokenizer()
     texts = paragraph_texts()
     enc = FakeEncoder(dimension=DIM)
+    settings = Settings(parse_workers=1)  # type: ignore[call-arg]
+    size, overlap = effective_sizes(enc.max_tokens, settings.chunk_tokens, settings.chunk_overlap)
     rng = np.random.default_rng(1)
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as tmp:
         corpus, index = Path(tmp) / "corpus", Path(tmp) / "index"
@@ -220,7 +223,7 @@ def rerun(n_files: int) -> dict[str, object]:
         t = time.perf_counter()
         # Set up directly with the writer (what a first ingest records), one chunk a file.
         with IndexWriter(index, encoder_name=enc.name, dimension=DIM,
-                         max_tokens=enc.max_tokens, chunk_tokens=128, chunk_overlap=16) as w:
+                         max_tokens=enc.max_tokens, chunk_tokens=size, chunk_overlap=overlap) as w:
             for i in range(n_files):
                 p = corpus / f"d{i // 1000:02d}" / f"p{i:05d}.txt"
                 p.parent.mkdir(parents=True, exist_ok=True)
@@ -233,7 +236,6 @@ def rerun(n_files: int) -> dict[str, object]:
                            make_chunks(source, 1, i, texts), unit_vectors(rng, 1))
             w.commit()
         setup_s = time.perf_counter() - t
-        settings = Settings(parse_workers=1)  # type: ignore[call-arg]
         t = time.perf_counter()
         again = ingest_folder(corpus, index, settings, encoder=enc)
         again_s = time.perf_counter() - t
@@ -274,7 +276,7 @@ def split_copy(src: Path, dst: Path) -> dict[str, object]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    parser.add_argument("--sizes", type=int, nargs="*", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--kind", choices=["flat", "hnsw"], default="hnsw")
     parser.add_argument("--queries", type=int, default=100)
     parser.add_argument("--rerun-files", type=int, default=10_000)
