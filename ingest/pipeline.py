@@ -2,15 +2,15 @@
 
 The CLI (``rag ingest``) and the UI's upload both call :func:`ingest_folder`. A run
 re-embeds only files whose content (sha256) is new or changed and drops the chunks of
-files that left the folder. All writes go through ``rag.store.IndexWriter``, which builds
-a new generation aside and swaps it in atomically, so a crash, kill or Ctrl-C leaves the
-last committed index intact.
+files that left the folder. A file whose size and mtime match what the index recorded is
+not even read (the ``git status`` trick), so an unchanged re-run costs a folder scan.
+All writes go through ``rag.store.IndexWriter``: one transaction per commit, so a crash,
+kill or Ctrl-C leaves the last committed index intact.
 
 Long runs commit a checkpoint every ``checkpoint_s`` seconds (default 10 minutes): a crash
 an hour into embedding thousands of PDFs then loses at most 10 minutes, and the next run
-skips the files already committed (their sha256 matches). Time rather than a file count,
-because a commit rebuilds FAISS and BM25 over the whole index: its cost grows with the
-index, and 10 minutes keeps it a small fraction of the run even at 100k+ chunks.
+skips the files already committed (their sha256 matches). A commit costs what changed
+(plus, now and then, a compaction of the index), so the interval only bounds lost work.
 """
 
 from __future__ import annotations
@@ -98,6 +98,7 @@ class Candidate:
     source: str  # relative to the corpus root, POSIX separators
     path: Path
     size: int
+    mtime_ns: int = 0
 
 
 # --- scanning --------------------------------------------------------------------------
@@ -159,7 +160,8 @@ def scan_folder(
                 skip(rel, f"unsupported file type {suffix or '(no suffix)'!r}")
                 continue
             try:
-                size = full.stat().st_size  # follows symlinks: a link to a PDF is a PDF
+                st = full.stat()  # follows symlinks: a link to a PDF is a PDF
+                size = st.st_size
             except OSError as e:
                 skip(rel, f"cannot read: {e.strerror or e}")
                 continue
@@ -168,7 +170,7 @@ def scan_folder(
             elif size > max_bytes:
                 skip(rel, f"{size / 2**20:.1f} MB is larger than max_file_mb={max_file_mb:g}")
             else:
-                found.append(Candidate(rel, full, size))
+                found.append(Candidate(rel, full, size, st.st_mtime_ns))
     return found, skipped
 
 
@@ -210,6 +212,23 @@ def plan_parse_jobs(todo: Sequence[Candidate], workers: int) -> tuple[list[Parse
             jobs.extend((str(c.path), c.source, r) for r in ranges)
             parts[c.source] = len(ranges)
     return jobs, parts
+
+
+#: A file modified this close to when it was read may change again within the same mtime
+#: tick: its stat is not trusted next time (it is hashed).
+_RACY_NS = 2_000_000_000
+
+
+_RESTAT_FILES = 64
+_RESTAT_BYTES = 64 << 20
+
+
+def _stat_matches(rec: FileRecord, c: Candidate) -> bool:
+    return rec.mtime_ns != 0 and rec.size == c.size and rec.mtime_ns == c.mtime_ns
+
+
+def _trusted_mtime(c: Candidate) -> int:
+    return 0 if time.time_ns() - c.mtime_ns < _RACY_NS else c.mtime_ns
 
 
 def _sha256_or_none(path: Path) -> str | None:
@@ -323,12 +342,24 @@ def ingest_folder(
             summary.files_removed += 1
             txn.dirty = True
         todo: list[Candidate] = []
+        restat: list[Candidate] = []
         for c in candidates:
             rec = known.get(c.source)
-            if rec is not None and rec.sha256 == _sha256_or_none(c.path):
+            if rec is not None and _stat_matches(rec, c):
                 summary.files_unchanged += 1
+            elif rec is not None and rec.sha256 == _sha256_or_none(c.path):
+                summary.files_unchanged += 1
+                # Touched (or indexed before stats were kept) but unchanged: record its
+                # stat so the next run skips it; a file still being written waits.
+                if (mtime := _trusted_mtime(c)) != 0:
+                    txn.writer.set_file_stat(c.source, c.size, mtime)
+                    restat.append(c)
             else:
                 todo.append(c)  # unreadable files too: parsing reports why
+        # New stats ride along with the next commit; they are worth one of their own only
+        # when the next run would otherwise re-read a lot.
+        if len(restat) >= _RESTAT_FILES or sum(c.size for c in restat) >= _RESTAT_BYTES:
+            txn.dirty = True
         _ingest_files(todo, known, txn, encoder, settings, size, overlap, summary, report,
                       runner or make_runner(settings.parse_workers, _n_jobs(todo)), checkpoint_s)
         if txn.dirty:
@@ -397,6 +428,7 @@ def _ingest_files(
             log.info("checkpoint: committed %d files so far", summary.files_ok)
         summary.index_seconds += time.perf_counter() - t2
 
+    stat = {c.source: c for c in todo}
     workers = settings.parse_workers or os.cpu_count() or 1
     jobs, parts = plan_parse_jobs(todo, workers if not isinstance(runner, SerialRunner) else 1)
     results = _merged(runner.map(parse_job, jobs), parts)
@@ -428,8 +460,10 @@ def _ingest_files(
                 txn.dirty = True
             continue
         assert out.document is not None
+        c = stat[out.source]
         record = FileRecord(source=out.source, sha256=out.sha256, pages=len(out.document.pages),
-                            chunks=len(chunks), added_at=now_iso())
+                            chunks=len(chunks), added_at=now_iso(), size=c.size,
+                            mtime_ns=_trusted_mtime(c))
         pending.files.append((record, chunks))
         pending.n_chunks += len(chunks)
         split_total += len(chunks)

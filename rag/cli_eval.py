@@ -116,6 +116,8 @@ def _evaluate(settings: Settings, index_dir: Path, items: Sequence[QAItem],
         if args.answers:
             from rag.chain import build_chain  # type: ignore[import-not-found]
 
+            # Shares ``index`` (open_index hands out one loaded view per index and
+            # process) instead of loading a second copy.
             chain = build_chain(settings, index_dir, encoder=encoder)
 
             def answer(question: str) -> tuple[str, bool]:

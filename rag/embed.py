@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import importlib.util
 import logging
+import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -68,6 +70,15 @@ class SentenceTransformerEncoder:
         self.max_tokens = int(max_len) - specials
         self.batch_size = batch_size
         self.precision = self._pick_precision(precision)
+        # subtle: a Hugging Face fast tokenizer keeps its truncation setting in the Rust
+        # object, and every call sets it: ``embed`` truncates at max_seq_length,
+        # ``token_offsets`` must not. One tokenizer shared by two threads (the UI's ingest
+        # thread and a chat query) let the splitter silently get only 256 offsets of a
+        # long text. So ``token_offsets`` has its own copy, and each tokenizer is used by
+        # one thread at a time (concurrent use can also raise "Already borrowed").
+        self._offsets_tokenizer = copy.deepcopy(tok)
+        self._offsets_lock = threading.Lock()
+        self._embed_lock = threading.Lock()
 
     def _pick_precision(self, precision: Precision) -> Precision:
         if precision != "auto":
@@ -90,7 +101,7 @@ class SentenceTransformerEncoder:
     def embed(self, texts: Sequence[str]) -> FloatArray:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        with torch.inference_mode(), self._autocast():
+        with self._embed_lock, torch.inference_mode(), self._autocast():
             vecs = self._model.encode(
                 list(texts),
                 batch_size=self.batch_size,
@@ -101,10 +112,11 @@ class SentenceTransformerEncoder:
         return np.ascontiguousarray(vecs, dtype=np.float32)
 
     def token_offsets(self, text: str) -> list[tuple[int, int]]:
-        enc = self._model.tokenizer(
-            text, add_special_tokens=False, return_offsets_mapping=True, truncation=False,
-            verbose=False,
-        )
+        with self._offsets_lock:
+            enc = self._offsets_tokenizer(
+                text, add_special_tokens=False, return_offsets_mapping=True, truncation=False,
+                verbose=False,
+            )
         return [(int(a), int(b)) for a, b in enc["offset_mapping"]]
 
 

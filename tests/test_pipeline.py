@@ -331,3 +331,46 @@ def test_long_pdf_parsed_in_page_parts_by_the_pool(corpus: Path, tmp_path: Path,
     assert pooled.pages == serial.pages == 4 + 1 + 1 + 1 + 4
     ia, ib = open_index(tmp_path / "a"), open_index(tmp_path / "b")
     assert {c.id for c in _all_chunks(ia)} == {c.id for c in _all_chunks(ib)}
+
+
+def _age(corpus: Path, seconds: float = 60.0) -> None:
+    """Set every file's mtime in the past, out of the racy window of the stat fast path."""
+    import os
+    import time
+
+    t = time.time() - seconds
+    for p in corpus.rglob("*"):
+        if p.is_file():
+            os.utime(p, (t, t))
+
+
+def test_unchanged_stat_skips_hashing(corpus: Path, tmp_path: Path,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    import ingest.pipeline as pipeline
+
+    _age(corpus)
+    idx = tmp_path / "index"
+    ingest_folder(corpus, idx, _settings(), encoder=FakeEncoder())
+    hashed: list[Path] = []
+    real = pipeline.file_sha256
+    monkeypatch.setattr(pipeline, "file_sha256", lambda p: hashed.append(p) or real(p))
+    s = ingest_folder(corpus, idx, _settings(), encoder=FakeEncoder())
+    assert s.files_unchanged == 4 and s.commits == 0 and hashed == []
+    # Touched, same bytes: hashed, found unchanged, its new stat kept for the next commit
+    # (one file is not worth a commit of its own; many are).
+    os_t = (corpus / "page.html").stat().st_mtime - 5
+    import os
+
+    os.utime(corpus / "page.html", (os_t, os_t))
+    s = ingest_folder(corpus, idx, _settings(), encoder=FakeEncoder())
+    assert s.files_unchanged == 4 and s.commits == 0 and hashed == [corpus / "page.html"]
+    monkeypatch.setattr(pipeline, "_RESTAT_FILES", 1)
+    s = ingest_folder(corpus, idx, _settings(), encoder=FakeEncoder())
+    assert s.files_unchanged == 4 and s.files_ok == 0 and s.commits == 1
+    hashed.clear()
+    s = ingest_folder(corpus, idx, _settings(), encoder=FakeEncoder())
+    assert s.files_unchanged == 4 and s.commits == 0 and hashed == []
+    # New bytes, new mtime: re-ingested.
+    (corpus / "page.html").write_text("<p>Delta rays are photons of low energy.</p>")
+    s = ingest_folder(corpus, idx, _settings(), encoder=FakeEncoder())
+    assert s.files_ok == 1

@@ -9,6 +9,7 @@ this same process).
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -56,22 +57,40 @@ def shared_generator(_settings: Settings, key: str) -> Generator:
     return make_generator(_settings)
 
 
-# Old chains are only dropped from the cache, never closed: a session may still be
-# streaming an answer from one when another session's commit makes it stale.
-@st.cache_resource(show_spinner="Opening the collection…", max_entries=8)
-def _chain(_settings: Settings, key: str, index_dir: str, revision: str) -> RagChain:
-    # ``revision`` names the live index generation: a commit by any session changes it, so
-    # the next run of every session builds a chain over the new index.
-    return make_chain(
-        _settings,
-        Path(index_dir),
-        shared_encoder(_settings, key),
-        shared_generator(_settings, key),
-    )
+class _LiveChains:
+    """The one chain (and so the one loaded index) per collection and settings.
+
+    A commit changes the collection's revision; the next run of any session then builds a
+    chain over the new revision and this drops the old one. It is not closed: a session
+    may still be streaming an answer from it; it is freed when that session lets go.
+    (A cache keyed by revision kept up to 8 old chains, each with its own index, alive.)
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._chains: dict[tuple[str, str], tuple[str, RagChain]] = {}
+
+    def get(self, settings: Settings, key: str, index_dir: str, revision: str) -> RagChain:
+        with self._lock:  # one build at a time: two sessions must not load the index twice
+            hit = self._chains.get((key, index_dir))
+            if hit is not None and hit[0] == revision:
+                return hit[1]
+            self._chains.pop((key, index_dir), None)  # release the old one before loading
+            chain = make_chain(settings, Path(index_dir), shared_encoder(settings, key),
+                               shared_generator(settings, key))
+            self._chains[(key, index_dir)] = (revision, chain)
+            return chain
+
+
+@st.cache_resource(show_spinner=False)
+def _live_chains() -> _LiveChains:
+    return _LiveChains()
 
 
 def shared_chain(settings: Settings, index_dir: Path, revision: str) -> RagChain:
-    return _chain(settings, settings_key(settings), str(index_dir), revision)
+    """The chain over the collection at ``revision`` (the name of its live generation)."""
+    with st.spinner("Opening the collection…"):
+        return _live_chains().get(settings, settings_key(settings), str(index_dir), revision)
 
 
 @st.cache_resource

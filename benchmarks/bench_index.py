@@ -1,0 +1,309 @@
+"""Index updates at 10k / 100k / 1M chunks: add or remove one file, compaction, queries, memory.
+
+    PYTHONPATH=. HF_HUB_OFFLINE=1 python benchmarks/bench_index.py \
+        [--sizes 10000 100000 1000000] [--kind hnsw] [--queries 100] [--rerun-files 10000]
+
+Synthetic scale: vectors are random unit vectors (dimension 384, the default encoder's);
+texts are the real SQuAD paragraphs (corpora/squad_paragraphs), repeated, each copy with
+a distinct word added so that no two chunks are identical. The index is built in files
+of 1,000 chunks and committed once (a full base), then, on that index:
+
+- add 1 file of 50 chunks (median of 5 commits) and remove 1 such file (median of 5);
+- one commit forced to compact (what a commit costs every ~2% of the index);
+- open a reader (with a delta of those files), hybrid / dense / BM25 query latency with
+  the real encoder (query embedding included), one question at a time as the chat asks;
+- peak RSS of the process (build included) and RSS after opening the reader.
+
+``--rerun-files`` also times an unchanged re-run of ``ingest_folder`` over that many
+small text files (fake encoder: nothing is embedded when nothing changed). Each size runs
+in its own process, so its peak memory is its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from functools import cache, partial
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import rag.store.writer as writer_module  # noqa: E402
+from rag.store import FileRecord, Index, IndexWriter, now_iso  # noqa: E402
+from rag.types import Chunk  # noqa: E402
+
+DIM = 384
+PER_FILE = 1000
+SMALL_FILE = 50
+VARIANTS = ("amber", "basalt", "cedar", "dune", "ember", "fjord", "granite", "heath", "iris",
+            "juniper", "kelp", "lichen", "marsh", "nectar", "opal", "pine", "quartz", "reed")
+
+
+def paragraph_texts() -> list[str]:
+    docs = sorted((ROOT / "corpora" / "squad_paragraphs" / "docs").rglob("*.txt"))
+    return [p.read_text(encoding="utf-8").strip() for p in docs]
+
+
+def rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def memo_tokenizer() -> None:
+    """Tokenise each distinct paragraph once: the build is about the index, not stemming."""
+    real = writer_module.bm25_tokenize
+
+    @cache
+    def one(text: str) -> tuple[str, ...]:
+        return tuple(real([text])[0])
+
+    def tokenize(texts: list[str]) -> list[list[str]]:
+        out = []
+        for t in texts:
+            base, _, extra = t.rpartition(" ~ ")
+            out.append([*one(base), *one(extra)] if base else list(one(t)))
+        return out
+
+    writer_module.bm25_tokenize = tokenize  # type: ignore[assignment]
+
+
+def make_chunks(source: str, count: int, start: int, texts: list[str]) -> list[Chunk]:
+    out = []
+    for i in range(count):
+        g = start + i
+        # The added word varies the copies; "~" keeps it apart for the memo tokenizer.
+        text = f"{texts[g % len(texts)]} ~ {VARIANTS[(g // len(texts)) % len(VARIANTS)]}"
+        out.append(Chunk(source=source, page=None, start=i, end=i + 1, text=text))
+    return out
+
+
+def unit_vectors(rng: np.random.Generator, n: int) -> np.ndarray:
+    v = rng.standard_normal((n, DIM)).astype(np.float32)
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    return v
+
+
+def writer(path: Path, kind: str) -> IndexWriter:
+    return IndexWriter(path, encoder_name="sentence-transformers/all-MiniLM-L6-v2",
+                       dimension=DIM, max_tokens=254, chunk_tokens=200, chunk_overlap=32,
+                       index_kind=kind)
+
+
+def record(source: str, n: int) -> FileRecord:
+    return FileRecord(source=source, sha256=f"{abs(hash(source)):064x}"[:64], pages=1,
+                      chunks=n, added_at=now_iso())
+
+
+def one_size(n: int, kind: str, n_queries: int) -> dict[str, object]:
+    from rag.embed import build_encoder
+    from rag.evaluate import BatchedQueryEncoder, load_qa
+    from rag.retrieve import HybridRetriever
+    from rag.settings import Settings
+
+    memo_tokenizer()
+    texts = paragraph_texts()
+    rng = np.random.default_rng(0)
+    out: dict[str, object] = {"chunks": n, "kind": kind}
+    with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as tmp:
+        path = Path(tmp) / "index"
+        t0 = time.perf_counter()
+        with writer(path, kind) as w:
+            for f, start in enumerate(range(0, n, PER_FILE)):
+                count = min(PER_FILE, n - start)
+                source = f"synthetic/{f:05d}.txt"
+                w.add_file(record(source, count), make_chunks(source, count, start, texts),
+                           unit_vectors(rng, count))
+            t1 = time.perf_counter()
+            w.commit()
+        out["build_rows_s"] = round(t1 - t0, 1)
+        out["build_commit_s"] = round(time.perf_counter() - t1, 1)
+        out["peak_build_mb"] = round(peak_mb())
+        print(json.dumps(out), flush=True)  # partial figures, in case a big size is cut short
+
+        def commit_one(change: str, i: int) -> tuple[float, bool]:
+            source = f"added/{i:03d}.txt"
+            t = time.perf_counter()
+            with writer(path, kind) as w:
+                if change == "add":
+                    w.add_file(record(source, SMALL_FILE),
+                               make_chunks(source, SMALL_FILE, n + i * SMALL_FILE, texts),
+                               unit_vectors(rng, SMALL_FILE))
+                else:
+                    w.remove_file(source)
+                w.commit()
+                compacted = w.compacted
+            return time.perf_counter() - t, compacted
+
+        adds = [commit_one("add", i) for i in range(6)]
+        removes = [commit_one("remove", i) for i in range(5)]
+        out["add_file_s"] = round(float(np.median([t for t, _ in adds])), 3)
+        out["add_file_max_s"] = round(max(t for t, _ in adds), 3)
+        out["remove_file_s"] = round(float(np.median([t for t, _ in removes])), 3)
+        out["compactions_in_these"] = sum(c for _, c in adds + removes)
+        print(json.dumps(out), flush=True)
+
+        # One reader over base + delta (one added file left, five removed).
+        t = time.perf_counter()
+        index = Index(path)
+        out["open_s"] = round(time.perf_counter() - t, 2)
+        out["rss_reader_mb"] = round(rss_mb())
+        if kind == "hnsw":
+            out["ef_search"] = index.ef_search
+        settings = Settings()  # type: ignore[call-arg]
+        encoder = build_encoder(settings)
+        questions = [q.question for q in load_qa(ROOT / "corpora" / "squad" / "qa.jsonl")]
+        questions = questions[:n_queries]
+        r = HybridRetriever(index=index, encoder=encoder, k=4, fetch_k=settings.fetch_k,
+                            rrf_k=settings.rrf_k)
+        # The index's own share: the same search with the query vectors embedded beforehand
+        # (on a loaded machine the model's time swamps everything else).
+        cached = BatchedQueryEncoder(encoder, questions)
+        r_index = HybridRetriever(index=index, encoder=cached, k=4, fetch_k=settings.fetch_k,
+                                  rrf_k=settings.rrf_k)
+        for name, fn in (("embed", lambda q: encoder.embed([q])), ("hybrid", r.search),
+                         ("hybrid_index_only", r_index.search),
+                         ("dense", partial(r.search, mode="dense")),
+                         ("bm25", partial(r.search, mode="bm25"))):
+            for q in questions[:5]:
+                fn(q)  # warm-up
+            times = []
+            for q in questions:
+                t = time.perf_counter()
+                fn(q)
+                times.append((time.perf_counter() - t) * 1000)
+            p50, p95 = np.percentile(times, [50, 95])
+            out[f"{name}_p50_ms"] = round(float(p50), 1)
+            out[f"{name}_p95_ms"] = round(float(p95), 1)
+        index.close()
+        print(json.dumps(out), flush=True)
+
+        writer_module.COMPACT_MIN_ROWS = 0
+        writer_module.COMPACT_FRACTION = 0.0
+        t_c, compacted = commit_one("add", 99)
+        assert compacted
+        out["compaction_commit_s"] = round(t_c, 1)
+    out["peak_mb"] = round(peak_mb())
+    return out
+
+
+def rerun(n_files: int) -> dict[str, object]:
+    """An unchanged re-run of ingest_folder over ``n_files`` files already in the index."""
+    from ingest.pipeline import file_sha256, ingest_folder
+    from ingest.split import effective_sizes
+    from rag.settings import Settings
+    from rag.testing import FakeEncoder
+
+    memo_tokenizer()
+    texts = paragraph_texts()
+    enc = FakeEncoder(dimension=DIM)
+    settings = Settings(parse_workers=1)  # type: ignore[call-arg]
+    size, overlap = effective_sizes(enc.max_tokens, settings.chunk_tokens, settings.chunk_overlap)
+    rng = np.random.default_rng(1)
+    with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as tmp:
+        corpus, index = Path(tmp) / "corpus", Path(tmp) / "index"
+        old = time.time() - 3600
+        t = time.perf_counter()
+        # Set up directly with the writer (what a first ingest records), one chunk a file.
+        with IndexWriter(index, encoder_name=enc.name, dimension=DIM,
+                         max_tokens=enc.max_tokens, chunk_tokens=size, chunk_overlap=overlap) as w:
+            for i in range(n_files):
+                p = corpus / f"d{i // 1000:02d}" / f"p{i:05d}.txt"
+                p.parent.mkdir(parents=True, exist_ok=True)
+                source = p.relative_to(corpus).as_posix()
+                p.write_text(texts[i % len(texts)])
+                os.utime(p, (old, old))
+                st = p.stat()
+                w.add_file(FileRecord(source, file_sha256(p), 1, 1, now_iso(), st.st_size,
+                                      st.st_mtime_ns),
+                           make_chunks(source, 1, i, texts), unit_vectors(rng, 1))
+            w.commit()
+        setup_s = time.perf_counter() - t
+        t = time.perf_counter()
+        again = ingest_folder(corpus, index, settings, encoder=enc)
+        again_s = time.perf_counter() - t
+        assert again.files_unchanged == n_files and again.commits == 0, again
+        t = time.perf_counter()
+        for p in corpus.rglob("*.txt"):
+            file_sha256(p)
+        hash_s = time.perf_counter() - t
+    return {"files": n_files, "setup_s": round(setup_s, 1),
+            "unchanged_rerun_s": round(again_s, 2), "hash_all_files_s": round(hash_s, 2)}
+
+
+def split_copy(src: Path, dst: Path) -> dict[str, object]:
+    """Copy index ``src`` into ``dst`` in two commits: half the files in the base, half in
+    the delta, for measuring retrieval quality between compactions (``rag eval`` on both)."""
+    from rag.store import open_index
+
+    index = open_index(src)
+    files = index.files()
+    rows_by_source: dict[str, list[int]] = {}
+    for r, c in zip(index.rows(), index.chunks(index.rows()), strict=True):
+        rows_by_source.setdefault(c.source, []).append(r)
+    m = index.manifest
+    half = len(files) // 2
+    compacted = []
+    for part in (files[:half], files[half:]):
+        with IndexWriter(dst, encoder_name=m.encoder, dimension=m.dimension,
+                         max_tokens=m.max_tokens, chunk_tokens=m.chunk_tokens,
+                         chunk_overlap=m.chunk_overlap, index_kind=m.index_kind) as w:
+            for f in part:
+                rows = rows_by_source.get(f.source, [])
+                w.add_file(f, index.chunks(rows), index.vectors(rows))
+            w.commit()
+            compacted.append(w.compacted)
+    index.close()
+    return {"files": len(files), "base_files": half, "compacted": compacted}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="*", default=[10_000, 100_000, 1_000_000])
+    parser.add_argument("--kind", choices=["flat", "hnsw"], default="hnsw")
+    parser.add_argument("--queries", type=int, default=100)
+    parser.add_argument("--rerun-files", type=int, default=10_000)
+    parser.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--split-copy", nargs=2, type=Path, metavar=("SRC", "DST"),
+                        help="only copy index SRC to DST with half its files in the delta")
+    args = parser.parse_args()
+    if args.split_copy:
+        print(json.dumps(split_copy(*args.split_copy)))
+        return 0
+    if args.one is not None:
+        print(json.dumps(one_size(args.one, args.kind, args.queries)), flush=True)
+        return 0
+    print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs; {args.kind}; "
+          f"{args.queries} queries", flush=True)
+    if args.rerun_files:
+        print(json.dumps(rerun(args.rerun_files)), flush=True)
+    for n in args.sizes:
+        # Its own process: peak memory per size, and a failure at 1M keeps the rest. It
+        # prints a line after each phase; the last line of a size has all its figures.
+        proc = subprocess.run([sys.executable, __file__, "--one", str(n), "--kind", args.kind,
+                               "--queries", str(args.queries)], stdout=sys.stdout,
+                              stderr=subprocess.PIPE, text=True)
+        if proc.returncode != 0:
+            print(json.dumps({"chunks": n, "error": proc.stderr[-800:]}), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

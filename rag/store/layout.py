@@ -1,0 +1,175 @@
+"""Where the index lives on disk, and the SQLite store every generation shares.
+
+::
+
+    INDEX_DIR/store.sqlite   chunk rows (text, vector, BM25 terms), files, settings (WAL)
+    INDEX_DIR/CURRENT        name of the live generation, e.g. "gen-000007"
+    INDEX_DIR/.lock          flock of the one writer
+    INDEX_DIR/gen-000007/    manifest.json, dense.faiss, bm25/: the base indexes
+
+The SQLite store is the truth, and its transactions are the atomicity: a commit is one
+SQLite commit (WAL, synchronous=FULL), so a crash leaves the old or the new rows. A
+generation folder holds only derived *bases* (FAISS and BM25 over the rows up to
+``max_row``, built now and then); rows added since, and rows removed since, are the
+*delta* that readers apply on top. A generation that keeps its base hard-links the files
+of the previous one, so a commit writes only what changed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from rag.store.errors import IndexCorruptError, IndexMismatchError, IndexMissingError, StoreError
+from rag.store.manifest import FORMAT, SETTING_KEYS, VERSION, FileRecord, Manifest
+
+GEN = re.compile(r"^gen-(\d{6})$")
+STORE = "store.sqlite"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS files (
+    source TEXT PRIMARY KEY,
+    sha256 TEXT NOT NULL,
+    pages INTEGER NOT NULL,
+    chunks INTEGER NOT NULL,
+    added_at TEXT NOT NULL,
+    size INTEGER NOT NULL DEFAULT 0,
+    mtime_ns INTEGER NOT NULL DEFAULT 0
+);
+-- AUTOINCREMENT: a row id is never reused, so a base built earlier can name rows by id
+-- and a reader can tell a removed row from a new one.
+CREATE TABLE IF NOT EXISTS chunks (
+    row INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL,
+    source TEXT NOT NULL,
+    page INTEGER,
+    start INTEGER NOT NULL,
+    "end" INTEGER NOT NULL,
+    text TEXT NOT NULL,
+    terms TEXT NOT NULL,
+    vector BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS chunks_source ON chunks(source);
+"""
+
+
+def index_exists(path: Path) -> bool:
+    return (Path(path) / "CURRENT").is_file()
+
+
+def read_current(path: Path) -> str:
+    pointer = path / "CURRENT"
+    try:
+        return pointer.read_text().strip()
+    except FileNotFoundError:
+        raise IndexMissingError(
+            f"no index at {path}: build one with `rag ingest CORPUS_DIR --index {path}`"
+        ) from None
+
+
+def live_generation(path: Path) -> Path:
+    name = read_current(path)
+    if not GEN.match(name):
+        raise IndexCorruptError(
+            f"{path / 'CURRENT'} names {name!r}, which is not a generation: rebuild with --rebuild"
+        )
+    return path / name
+
+
+def is_old_format(path: Path) -> bool:
+    """A version-1 index: a full chunks.sqlite in its live generation."""
+    if not index_exists(path):
+        return False
+    try:
+        return (live_generation(path) / "chunks.sqlite").is_file()
+    except StoreError:
+        return False
+
+
+def old_format_error(path: Path) -> IndexMismatchError:
+    return IndexMismatchError(
+        f"index {path} has format version 1, this program reads version {VERSION}: run "
+        f"`rag ingest CORPUS_DIR --index {path}` once to upgrade it in place (nothing is "
+        "re-embedded), or rebuild it with --rebuild"
+    )
+
+
+def connect(path: Path, *, readonly: bool) -> sqlite3.Connection:
+    # isolation_level=None: transactions are begun and ended explicitly, below and in the
+    # writer, so that a reader's snapshot starts exactly where we say.
+    db = sqlite3.connect(path / STORE, isolation_level=None, check_same_thread=False,
+                         timeout=30.0)
+    if readonly:
+        db.execute("PRAGMA query_only = 1")
+    else:
+        db.execute("PRAGMA journal_mode = WAL")
+        db.execute("PRAGMA synchronous = FULL")  # a commit survives power loss too
+    return db
+
+
+def read_manifest_db(db: sqlite3.Connection, where: Path) -> Manifest:
+    """The manifest as of the connection's current transaction."""
+    try:
+        meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
+        if meta.get("format") != FORMAT:
+            raise IndexCorruptError(f"{where / STORE} is not a docchat index: rebuild the index")
+        if int(meta.get("version", 0)) != VERSION:
+            raise IndexMismatchError(
+                f"{where} has index format version {meta.get('version')}, this program reads "
+                f"version {VERSION}: rebuild it with `rag ingest CORPUS --index DIR --rebuild`"
+            )
+        files = {r[0]: FileRecord(*r) for r in db.execute(
+            "SELECT source, sha256, pages, chunks, added_at, size, mtime_ns FROM files "
+            "ORDER BY source")}
+        settings: dict[str, Any] = json.loads(meta["settings"])
+        return Manifest(
+            encoder=str(settings["encoder"]), dimension=int(settings["dimension"]),
+            max_tokens=int(settings["max_tokens"]), chunk_tokens=int(settings["chunk_tokens"]),
+            chunk_overlap=int(settings["chunk_overlap"]),
+            index_kind=str(settings["index_kind"]), corpus_root=meta.get("corpus_root", ""),
+            files=files, created_at=meta.get("created_at", ""), version=VERSION,
+            revision=int(meta.get("revision", 0)),
+        )
+    except sqlite3.Error as e:
+        raise IndexCorruptError(f"index {where} cannot be read ({e}): rebuild the index") from e
+    except (KeyError, TypeError, ValueError) as e:
+        raise IndexCorruptError(f"index {where} is damaged ({e!r}): rebuild the index") from e
+
+
+def manifest_settings(m: Manifest) -> dict[str, str | int]:
+    return {k: getattr(m, k) for k in SETTING_KEYS}
+
+
+def read_manifest(path: Path) -> Manifest:
+    """The live manifest (settings and files) of the index at ``path``."""
+    path = Path(path)
+    read_current(path)  # the clear "no index" error first
+    if is_old_format(path):
+        raise old_format_error(path)
+    db = connect(path, readonly=True)
+    try:
+        return read_manifest_db(db, path)
+    finally:
+        db.close()
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_tree(path: Path) -> None:
+    for p in sorted(path.rglob("*")):
+        if p.is_file():
+            with p.open("rb") as f:
+                os.fsync(f.fileno())
+    for d in [path, *[p for p in path.rglob("*") if p.is_dir()]]:
+        fsync_dir(d)
