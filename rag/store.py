@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from rag.keywords import keyword_text, query_keywords
 from rag.types import Chunk, FloatArray
 
 FORMAT = "docchat-index"
@@ -44,7 +45,8 @@ CREATE TABLE IF NOT EXISTS chunks (
     start INTEGER NOT NULL,
     "end" INTEGER NOT NULL,
     text TEXT NOT NULL,
-    vector BLOB NOT NULL
+    vector BLOB NOT NULL,
+    header TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS chunks_source ON chunks(source);
 """
@@ -182,8 +184,8 @@ def bm25_tokenize(texts: list[str]) -> list[list[str]]:
     global _STEMMER
     if _STEMMER is None:
         _STEMMER = Stemmer.Stemmer("english")
-    tokens = bm25s.tokenize(texts, stopwords="en", stemmer=_STEMMER, return_ids=False,
-                            show_progress=False)
+    tokens = bm25s.tokenize([keyword_text(t) for t in texts], stopwords="en",
+                            stemmer=_STEMMER, return_ids=False, show_progress=False)
     return list(tokens)
 
 
@@ -235,7 +237,7 @@ class Index:
         if self._bm25 is None:
             return []
         vocab = self._bm25.vocab_dict
-        tokens = [t for t in bm25_tokenize([query])[0] if t in vocab]
+        tokens = [t for t in bm25_tokenize([query_keywords(query)])[0] if t in vocab]
         if not tokens:
             return []
         n = min(k, len(self._bm25_rows))
@@ -398,6 +400,10 @@ class IndexWriter:
             self._files = dict(manifest.files)
         self._db = sqlite3.connect(self._gen / "chunks.sqlite")
         self._db.executescript(_SCHEMA)
+        # Chunk stores written before chunks had headers: add the column (empty headers).
+        columns = {r[1] for r in self._db.execute("PRAGMA table_info(chunks)")}
+        if "header" not in columns:
+            self._db.execute("ALTER TABLE chunks ADD COLUMN header TEXT NOT NULL DEFAULT ''")
 
     def _abort(self) -> None:
         if self._db is not None:
@@ -433,9 +439,9 @@ class IndexWriter:
         self.remove_file(record.source)
         vecs = np.ascontiguousarray(vectors, dtype=np.float32)
         self.db.executemany(
-            'INSERT INTO chunks (id, source, page, start, "end", text, vector) '
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [(c.id, c.source, c.page, c.start, c.end, c.text, vecs[i].tobytes())
+            'INSERT INTO chunks (id, source, page, start, "end", text, vector, header) '
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [(c.id, c.source, c.page, c.start, c.end, c.text, vecs[i].tobytes(), c.header)
              for i, c in enumerate(chunks)],
         )
         self._files[record.source] = record
@@ -468,9 +474,10 @@ class IndexWriter:
 
         rows: list[int] = []
         texts: list[str] = []
-        for batch in self._rows("text"):
+        for batch in self._rows("header, text"):
             rows.extend(r[0] for r in batch)
-            texts.extend(r[1] for r in batch)
+            # The header is keyword-indexed with the passage (see Chunk.indexed_text).
+            texts.extend(f"{r[1]}\n{r[2]}" if r[1] else r[2] for r in batch)
         if not texts:
             return  # an empty index has no BM25 part; Index.bm25_search returns nothing
         retriever = bm25s.BM25()
