@@ -61,9 +61,11 @@ def cpu_name() -> str:
     return f"{platform.processor()} {os.cpu_count()} CPUs"
 
 
-def pick_slice(data: Path, n_files: int | None) -> tuple[list[Path], list[QAItem]]:
+def pick_slice(data: Path, n_files: int | None, only: list[str]) -> tuple[list[Path], list[QAItem]]:
     items = load_qa(data / "qa.jsonl")
     files = sorted((data / "corpus").glob("*.pdf"))
+    if only:
+        files = [f for f in files if any(o in f.name for o in only)]
     if n_files:
         # The first files that questions ask about, then others as distractors.
         asked = sorted({r.source for i in items for r in i.relevant})
@@ -252,7 +254,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
     ap.add_argument("--files", type=int, default=None, help="only this many filings (develop)")
-    ap.add_argument("--systems", nargs="+", default=["tutorial", "today", "ours"],
+    ap.add_argument("--only", nargs="*", default=[],
+                    help="only filings whose names contain one of these (e.g. AMCOR BESTBUY)")
+    ap.add_argument("--systems", nargs="*", default=["tutorial", "today", "ours"],
                     choices=["tutorial", "today", "ours", "ours-noheaders"])
     ap.add_argument("--baseline-src", type=Path, default=None,
                     help="source tree of the project as it was (for 'today')")
@@ -264,7 +268,7 @@ def main() -> int:
     args = ap.parse_args()
     if not (args.data / "qa.jsonl").exists():
         sys.exit(f"error: {args.data}/qa.jsonl not found; pass --data (see ../shared/evaldata)")
-    files, items = pick_slice(args.data, args.files)
+    files, items = pick_slice(args.data, args.files, args.only)
     print(f"cpu: {cpu_name()}; {len(files)} filings, {len(items)} questions\n", flush=True)
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp_s:
