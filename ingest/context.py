@@ -42,8 +42,10 @@ def document_header(doc: ParsedDocument) -> str:
     # split on the query side; see rag.keywords).
     words = re.sub(r"[_\-.]+", " ", stem)
     words = " ".join(_split_year(w) for w in words.split())
-    parts = [words]
-    if doc.title and doc.title.lower() not in words.lower():
+    # A name without letters ("0003.txt", "2019-04.pdf") says nothing about the
+    # content and would only add noise to every chunk of the file.
+    parts = [words] if any(c.isalpha() for c in words) else []
+    if doc.title and doc.title.lower() not in words.lower():  # "" if no title
         parts.append(doc.title)
     period = _period(doc)
     if period:

@@ -182,6 +182,8 @@ def test_document_header_names_file_title_and_period() -> None:
     assert headers[1].split("\n")[1].startswith("Consolidated Statements of Cash Flows")
     assert headers[2].split("\n")[1].startswith("Notes to the statements")
     assert "Table of Contents" not in headers[2]
+    # A file name without letters carries no context: no header rather than noise.
+    assert chunk_headers(ParsedDocument("Black_Death/0003.txt", [Page(None, "Plague.")])) == [""]
 
 
 def test_chunk_header_makes_the_right_filing_win(tmp_path: Path, settings: Settings) -> None:
