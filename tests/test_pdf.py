@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+import pytest
 from PIL import Image, ImageDraw, ImageFont
 from pypdf import PdfReader, PdfWriter
 
@@ -86,12 +87,11 @@ def test_ocr_can_be_turned_off(tmp_path: Path) -> None:
     assert out.document is None and NO_TEXT_LAYER in (out.error or "")
 
 
-def test_text_pages_are_not_ocred(tmp_path: Path, monkeypatch: object) -> None:
+def test_text_pages_are_not_ocred(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import ingest.ocr
 
     calls: list[object] = []
-    mp = monkeypatch
-    mp.setattr(ingest.ocr, "ocr_page", lambda page: calls.append(page) or "")  # type: ignore[attr-defined]
+    monkeypatch.setattr(ingest.ocr, "ocr_page", lambda page: calls.append(page) or "")
     (tmp_path / "t.pdf").write_bytes(text_pdf([[(72, 700, "A page with a real text layer")]]))
     out = parse_file(tmp_path / "t.pdf", "t.pdf")
     assert out.document is not None and "real text layer" in out.document.pages[0].text
