@@ -8,20 +8,20 @@ because one corrupt file must not stop a folder of thousands.
 from __future__ import annotations
 
 import hashlib
-import logging
 import re
-import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ingest.pdf import NO_TEXT_LAYER, PdfError, page_count, read_pdf
 from rag.types import Page, ParsedDocument
+
+__all__ = ["NO_TEXT_LAYER", "ParseError", "ParseOutcome", "parse_file", "parse_job"]
 
 PDF_SUFFIXES = frozenset({".pdf"})
 TEXT_SUFFIXES = frozenset({".txt", ".text", ".md", ".markdown", ".rst"})
 HTML_SUFFIXES = frozenset({".html", ".htm", ".xhtml"})
 SUPPORTED_SUFFIXES = PDF_SUFFIXES | TEXT_SUFFIXES | HTML_SUFFIXES
 
-NO_TEXT_LAYER = "no text layer: scanned PDF? OCR is not supported yet"
 
 
 class ParseError(Exception):
@@ -40,12 +40,15 @@ class ParseOutcome:
     page_range: tuple[int, int] | None = None  # the part of a PDF parsed, if only a part
 
 
-def parse_file(path: Path, source: str, page_range: tuple[int, int] | None = None) -> ParseOutcome:
+def parse_file(
+    path: Path, source: str, page_range: tuple[int, int] | None = None, *, ocr: bool = True
+) -> ParseOutcome:
     """Parse ``path`` (shown to the user as ``source``) by its suffix; never raises ParseError.
 
     ``page_range`` = (first, stop), 0-based, parses only those pages of a PDF (page numbers
     stay those of the whole document), so one long book can be parsed by several workers;
-    the caller then merges the parts and applies :func:`check_has_text`.
+    the caller then merges the parts and applies :func:`check_has_text`. ``ocr`` lets
+    scanned PDF pages be read by OCR (``Settings.ocr``).
     """
     try:
         data = path.read_bytes()
@@ -56,16 +59,17 @@ def parse_file(path: Path, source: str, page_range: tuple[int, int] | None = Non
     warnings: list[str] = []
     suffix = path.suffix.lower()
     try:
-        pages = parse_bytes(data, suffix, warnings, page_range)
+        pages, title = parse_bytes(data, suffix, warnings, page_range, ocr=ocr)
         if page_range is None:
             check_has_text(pages, suffix)
     except ParseError as e:
         return ParseOutcome(source, sha, None, str(e), warnings, page_range)
-    doc = ParsedDocument(source=source, pages=pages)
+    doc = ParsedDocument(source=source, pages=pages, title=title)
     return ParseOutcome(source, sha, doc, None, warnings, page_range)
 
 
-ParseJob = tuple[str, str, tuple[int, int] | None]  # (path, source, PDF page range or None)
+# (path, source, PDF page range or None, OCR scanned pages)
+ParseJob = tuple[str, str, tuple[int, int] | None, bool]
 
 
 def parse_job(job: ParseJob) -> ParseOutcome:
@@ -74,8 +78,8 @@ def parse_job(job: ParseJob) -> ParseOutcome:
     It lives here, not in the pipeline module, so a worker process imports only what
     parsing needs (spawned workers start from scratch).
     """
-    path, source, page_range = job
-    return parse_file(Path(path), source, page_range)
+    path, source, page_range, ocr = job
+    return parse_file(Path(path), source, page_range, ocr=ocr)
 
 
 def check_has_text(pages: list[Page], suffix: str) -> None:
@@ -87,35 +91,33 @@ def check_has_text(pages: list[Page], suffix: str) -> None:
 
 def pdf_page_count(path: Path) -> int | None:
     """Pages of a PDF from its page tree (cheap: no text is extracted); None if unreadable."""
-    from pypdf import PdfReader
-
-    logging.getLogger("pypdf").setLevel(logging.ERROR)
     try:
-        reader = PdfReader(path)
-        if reader.is_encrypted and not reader.decrypt(""):
-            return None
-        return len(reader.pages)
-    except Exception:  # any failure: the whole-file parse reports it properly
+        return page_count(path.read_bytes())
+    except (OSError, PdfError):  # the whole-file parse reports it properly
         return None
 
 
 def parse_bytes(
-    data: bytes, suffix: str, warnings: list[str], page_range: tuple[int, int] | None = None
-) -> list[Page]:
-    """Pages of a document given its bytes and lower-case suffix; appends page-level warnings."""
+    data: bytes, suffix: str, warnings: list[str], page_range: tuple[int, int] | None = None,
+    *, ocr: bool = True,
+) -> tuple[list[Page], str]:
+    """Pages and title ("" if none) of a document given its bytes and lower-case suffix;
+    appends page-level warnings."""
     if not data:
         raise ParseError("empty file (0 bytes)")
     if suffix in PDF_SUFFIXES:
-        pages = _parse_pdf(data, warnings, page_range)
-    elif suffix in HTML_SUFFIXES:
-        pages = [Page(None, html_to_text(data))]
-    elif suffix in TEXT_SUFFIXES:
-        pages = [Page(None, _clean(decode_text(data)))]
-    else:
-        raise ParseError(
-            f"unsupported file type {suffix!r} (supported: {', '.join(sorted(SUPPORTED_SUFFIXES))})"
-        )
-    return pages
+        try:
+            pdf = read_pdf(data, warnings, page_range, ocr=ocr)
+        except PdfError as e:
+            raise ParseError(str(e)) from e
+        return pdf.pages, pdf.title
+    if suffix in HTML_SUFFIXES:
+        return [Page(None, html_to_text(data))], ""
+    if suffix in TEXT_SUFFIXES:
+        return [Page(None, _clean(decode_text(data)))], ""
+    raise ParseError(
+        f"unsupported file type {suffix!r} (supported: {', '.join(sorted(SUPPORTED_SUFFIXES))})"
+    )
 
 
 # --- text decoding ---------------------------------------------------------------------
@@ -218,54 +220,8 @@ def html_to_text(data: bytes) -> str:
     return _BLANK_RUNS.sub("\n\n", text).strip()
 
 
-# --- PDF -------------------------------------------------------------------------------
-
-
-def _parse_pdf(data: bytes, warnings: list[str], page_range: tuple[int, int] | None) -> list[Page]:
-    import io
-
-    from pypdf import PdfReader
-    from pypdf.errors import DependencyError, FileNotDecryptedError
-
-    # pypdf logs every recoverable oddity of real-world PDFs at WARNING; we report what
-    # matters ourselves (per file and per page), so keep its noise out of the user's terminal.
-    logging.getLogger("pypdf").setLevel(logging.ERROR)
-    try:
-        reader = PdfReader(io.BytesIO(data))
-        if reader.is_encrypted:
-            # Many "encrypted" PDFs only restrict printing and open with an empty password.
-            try:
-                if not reader.decrypt(""):
-                    raise ParseError("encrypted PDF: a password is required")
-            except DependencyError as e:
-                raise ParseError(f"encrypted PDF: cannot decrypt ({e})") from e
-        n = len(reader.pages)
-    except ParseError:
-        raise
-    except (FileNotDecryptedError, DependencyError) as e:
-        raise ParseError(f"encrypted PDF: {e}") from e
-    # pypdf raises a zoo of exceptions on corrupt input (PdfReadError, ValueError,
-    # KeyError, struct errors, ...); each means "this file is damaged".
-    except Exception as e:
-        raise ParseError(f"corrupt or unreadable PDF: {type(e).__name__}: {e}") from e
-    if n == 0:
-        raise ParseError("PDF has no pages")
-    first, stop = page_range if page_range is not None else (0, n)
-    pages: list[Page] = []
-    for i in range(max(0, first), min(stop, n)):
-        try:
-            raw = reader.pages[i].extract_text() or ""
-        except Exception as e:  # one damaged page should not lose the rest of the book
-            warnings.append(f"page {i + 1}: text extraction failed ({type(e).__name__}: {e})")
-            pages.append(Page(i + 1, ""))
-            continue
-        # NFKC folds ligatures ("ﬁ" -> "fi") and full-width forms, which the tokenizer and
-        # BM25 would otherwise treat as unknown symbols.
-        text = _clean(unicodedata.normalize("NFKC", raw))
-        if not text.strip():
-            warnings.append(f"page {i + 1}: {NO_TEXT_LAYER}")
-        pages.append(Page(i + 1, text))
-    return pages
+# --- PDF ---------------------------------------------------------------------------------
+# (the PDF readers and OCR live in ingest.pdf / ingest.ocr)
 
 
 def merge_parts(parts: list[ParseOutcome]) -> ParseOutcome:
@@ -284,5 +240,6 @@ def merge_parts(parts: list[ParseOutcome]) -> ParseOutcome:
         check_has_text(pages, ".pdf")
     except ParseError as e:
         return ParseOutcome(first.source, first.sha256, None, str(e), warnings)
-    doc = ParsedDocument(source=first.source, pages=pages)
+    title = next((o.document.title for o in parts if o.document is not None), "")
+    doc = ParsedDocument(source=first.source, pages=pages, title=title)
     return ParseOutcome(first.source, first.sha256, doc, None, warnings)

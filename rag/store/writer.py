@@ -223,7 +223,9 @@ class IndexWriter:
             raise ValueError(f"{record.source}: chunks from another source in add_file")
         self.remove_file(record.source)
         vecs = np.ascontiguousarray(vectors, dtype=np.float32)
-        terms = bm25_tokenize([c.text for c in chunks]) if chunks else []
+        # The chunk's contextual header (file, title, period, heading) is keyword-indexed with
+        # it, as it is embedded with it (Chunk.indexed_text); the stored text stays the passage.
+        terms = bm25_tokenize([c.indexed_text for c in chunks]) if chunks else []
         self.db.executemany(
             'INSERT INTO chunks (id, source, page, start, "end", text, terms, vector) '
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",

@@ -1,0 +1,220 @@
+"""Real-world PDFs: scans read by OCR, encrypted files, tables kept as rows, chunk headers.
+
+Every PDF here is made by the test itself (licence-clean): a scan is text rendered to an
+image and wrapped in a PDF by Pillow; a text PDF is written by :func:`text_pdf`.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+from PIL import Image, ImageDraw, ImageFont
+from pypdf import PdfReader, PdfWriter
+
+from ingest.context import chunk_headers, document_header
+from ingest.load import NO_TEXT_LAYER, parse_file
+from ingest.pipeline import ingest_folder
+from rag.keywords import keyword_text, query_keywords
+from rag.retrieve import HybridRetriever
+from rag.settings import Settings
+from rag.store import open_index
+from rag.testing import FakeEncoder
+from rag.types import Page, ParsedDocument
+
+SCAN_LINES = ("Turbine inspection report", "The gearbox of unit seven shows corrosion",
+              "Replace the bearings before March")
+
+
+def scanned_pdf(lines: tuple[str, ...] = SCAN_LINES) -> bytes:
+    """One page that is only an image of text, as a scanner makes it (no text layer)."""
+    img = Image.new("RGB", (1654, 2339), "white")  # A4 at 200 dpi
+    draw = ImageDraw.Draw(img)
+    font = ImageFont.load_default(size=44)
+    for i, line in enumerate(lines):
+        draw.text((150, 200 + 110 * i), line, fill="black", font=font)
+    buf = io.BytesIO()
+    img.save(buf, "PDF", resolution=200)
+    return buf.getvalue()
+
+
+def text_pdf(pages: list[list[tuple[int, int, str]]]) -> bytes:
+    """A minimal PDF with real text: each page a list of (x, y, text) placed one by one."""
+    objs: list[bytes] = [b"<< /Type /Catalog /Pages 2 0 R >>", b""]
+    font_id = 3
+    objs.append(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>")
+    kids = []
+    for cells in pages:
+        ops = "".join(f"BT /F1 11 Tf {x} {y} Td ({t}) Tj ET\n" for x, y, t in cells).encode()
+        objs.append(b"<< /Length %d >>\nstream\n" % len(ops) + ops + b"endstream")
+        content = len(objs)
+        objs.append(b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents %d 0 R "
+                    b"/Resources << /Font << /F1 %d 0 R >> >> >>" % (content, font_id))
+        kids.append(len(objs))
+    objs[1] = b"<< /Type /Pages /Kids [%s] /Count %d >>" % (
+        b" ".join(b"%d 0 R" % k for k in kids), len(kids))
+    out, offsets = io.BytesIO(), []
+    out.write(b"%PDF-1.4\n")
+    for i, body in enumerate(objs, start=1):
+        offsets.append(out.tell())
+        out.write(b"%d 0 obj\n" % i + body + b"\nendobj\n")
+    xref = out.tell()
+    out.write(b"xref\n0 %d\n0000000000 65535 f \n" % (len(objs) + 1))
+    for off in offsets:
+        out.write(b"%010d 00000 n \n" % off)
+    out.write(b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n"
+              % (len(objs) + 1, xref))
+    return out.getvalue()
+
+
+# --- OCR -----------------------------------------------------------------------------------
+
+
+def test_scanned_page_is_read_by_ocr(tmp_path: Path) -> None:
+    (tmp_path / "scan.pdf").write_bytes(scanned_pdf())
+    out = parse_file(tmp_path / "scan.pdf", "scan.pdf")
+    assert out.error is None and out.document is not None
+    text = out.document.pages[0].text.lower()
+    for word in ("turbine", "inspection", "gearbox", "corrosion", "bearings", "march"):
+        assert word in text, (word, text)
+    assert any("OCR" in w for w in out.warnings)
+
+
+def test_ocr_can_be_turned_off(tmp_path: Path) -> None:
+    (tmp_path / "scan.pdf").write_bytes(scanned_pdf())
+    out = parse_file(tmp_path / "scan.pdf", "scan.pdf", ocr=False)
+    assert out.document is None and NO_TEXT_LAYER in (out.error or "")
+
+
+def test_text_pages_are_not_ocred(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import ingest.ocr
+
+    calls: list[object] = []
+    monkeypatch.setattr(ingest.ocr, "ocr_page", lambda page: calls.append(page) or "")
+    (tmp_path / "t.pdf").write_bytes(text_pdf([[(72, 700, "A page with a real text layer")]]))
+    out = parse_file(tmp_path / "t.pdf", "t.pdf")
+    assert out.document is not None and "real text layer" in out.document.pages[0].text
+    assert calls == []
+
+
+def test_ocr_page_is_found_by_search(tmp_path: Path, settings: Settings) -> None:
+    corpus = tmp_path / "docs"
+    corpus.mkdir()
+    (corpus / "scan.pdf").write_bytes(scanned_pdf())
+    (corpus / "other.pdf").write_bytes(text_pdf([[(72, 700, "Quarterly sales of garden tools")]]))
+    enc = FakeEncoder()
+    summary = ingest_folder(corpus, tmp_path / "index", settings, encoder=enc)
+    assert summary.files_failed == []
+    r = HybridRetriever(index=open_index(tmp_path / "index", enc), encoder=enc, k=1)
+    top = r.search("which unit has gearbox corrosion?")[0]
+    assert (top.metadata["source"], top.metadata["page"]) == ("scan.pdf", 1)
+
+
+# --- encryption ----------------------------------------------------------------------------
+
+
+def _encrypted(user_password: str) -> bytes:
+    w = PdfWriter()
+    w.add_page(PdfReader(io.BytesIO(text_pdf([[(72, 700, "Secret sauce recipe")]]))).pages[0])
+    w.encrypt(user_password=user_password, owner_password="owner", algorithm="AES-256")
+    buf = io.BytesIO()
+    w.write(buf)
+    return buf.getvalue()
+
+
+def test_aes_pdf_with_empty_user_password_is_read(tmp_path: Path) -> None:
+    (tmp_path / "aes.pdf").write_bytes(_encrypted(""))
+    out = parse_file(tmp_path / "aes.pdf", "aes.pdf")
+    assert out.error is None and out.document is not None
+    assert "Secret sauce recipe" in out.document.pages[0].text
+
+
+def test_password_protected_pdf_is_reported(tmp_path: Path) -> None:
+    (tmp_path / "locked.pdf").write_bytes(_encrypted("hunter2"))
+    out = parse_file(tmp_path / "locked.pdf", "locked.pdf")
+    assert out.document is None
+    assert "encrypted" in (out.error or "") and "password" in (out.error or "")
+
+
+# --- tables and headers --------------------------------------------------------------------
+
+_BALANCE = [
+    (72, 740, "Consolidated Balance Sheet"),
+    (72, 700, "(Millions)"), (360, 700, "2021"), (440, 700, "2020"),
+    (72, 680, "Cash and cash equivalents"), (360, 680, "2,104"), (440, 680, "1,987"),
+    (72, 660, "Inventories"), (360, 660, "3,870"), (440, 660, "3,412"),
+    (72, 640, "Total assets"), (360, 640, "41,210"), (440, 640, "39,402"),
+]
+
+
+def test_table_rows_stay_on_one_line(tmp_path: Path) -> None:
+    (tmp_path / "bs.pdf").write_bytes(text_pdf([_BALANCE]))
+    out = parse_file(tmp_path / "bs.pdf", "bs.pdf")
+    assert out.document is not None
+    lines = out.document.pages[0].text.splitlines()
+    assert "Inventories 3,870 3,412" in [" ".join(line.split()) for line in lines]
+
+
+def test_table_row_is_found_from_its_figures(tmp_path: Path, settings: Settings) -> None:
+    corpus = tmp_path / "docs"
+    corpus.mkdir()
+    (corpus / "bs.pdf").write_bytes(text_pdf([[(72, 700, "Letter to shareholders")], _BALANCE]))
+    enc = FakeEncoder()
+    ingest_folder(corpus, tmp_path / "index", settings, encoder=enc)
+    r = HybridRetriever(index=open_index(tmp_path / "index", enc), encoder=enc, k=1, mode="bm25")
+    top = r.search("Inventories were 3,870 million?")[0]
+    assert top.metadata["page"] == 2 and "Inventories 3,870" in " ".join(top.page_content.split())
+
+
+def test_document_header_names_file_title_and_period() -> None:
+    doc = ParsedDocument("filings/ACME_2023Q2_10Q.pdf", [
+        Page(1, "FORM 10-Q\nFor the quarterly period ended December 31, 2022\n"),
+        Page(2, "Table of Contents\nConsolidated Statements of Cash Flows\n(Millions) 2022"),
+        Page(3, "Table of Contents\nNotes to the statements\nNote 1"),
+        Page(4, "Table of Contents\nExhibits"),
+    ], title="Acme Corp quarterly report")
+    head = document_header(doc)
+    assert head.startswith("ACME 2023 Q2 10Q")
+    assert "Acme Corp quarterly report" in head and "period ended December 31, 2022" in head
+    headers = chunk_headers(doc)
+    # The running header "Table of Contents" is not a heading; the statement title is.
+    assert headers[1].split("\n")[1].startswith("Consolidated Statements of Cash Flows")
+    assert headers[2].split("\n")[1].startswith("Notes to the statements")
+    assert "Table of Contents" not in headers[2]
+    # A file name without letters carries no context: no header rather than noise.
+    assert chunk_headers(ParsedDocument("Black_Death/0003.txt", [Page(None, "Plague.")])) == [""]
+
+
+def test_chunk_header_makes_the_right_filing_win(tmp_path: Path, settings: Settings) -> None:
+    corpus = tmp_path / "docs"
+    corpus.mkdir()
+    body = "Capital expenditures were 1,204 million, mostly for new stores.\n"
+    for year in (2019, 2020, 2021):
+        (corpus / f"acme_{year}_annual_report.txt").write_text(body)
+    question = "What were FY2020 capital expenditures at ACME?"
+    enc = FakeEncoder()
+    for headers in (True, False):
+        index_dir = tmp_path / f"index-{headers}"
+        ingest_folder(corpus, index_dir, settings.with_overrides(chunk_headers=headers),
+                      encoder=enc)
+        index = open_index(index_dir, enc)
+        for mode in ("hybrid", "bm25", "dense"):
+            top = HybridRetriever(index=index, encoder=enc, k=3, mode=mode).search(question)
+            cos = [d.metadata["dense_score"] for d in top]
+            if headers:  # the 2020 filing wins, clearly
+                assert top[0].metadata["source"] == "acme_2020_annual_report.txt", (mode, top)
+                assert cos[0] > cos[1] + 1e-4, (mode, cos)
+            else:  # the passages alone are the same: nothing tells the filings apart
+                assert max(cos) - min(cos) < 1e-6, (mode, cos)
+        index.close()
+
+
+def test_keyword_text_splits_fiscal_years_and_numbers() -> None:
+    assert keyword_text("FY2018 capex 1,577") == "FY 2018 capex 1577"
+    q = query_keywords("Round your answer to two decimal places. What is FY2019 revenue? "
+                       "Give a response based on the income statement.")
+    assert "2019" in q.split() and "revenue" in q and "income statement" in q
+    for gone in ("Round", "answer", "decimal", "Give", "response"):
+        assert gone not in q.split()
+    assert query_keywords("Please answer") == "Please answer"  # nothing would be left
