@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 
 import streamlit as st
 
+from ingest.jobs import JobBoard
 from rag.settings import Settings
-from ui.jobs import JobBoard
 
 if TYPE_CHECKING:
     from rag.chain import RagChain
