@@ -50,7 +50,10 @@ def clean_page_text(raw: str) -> str:
     # BM25 would otherwise treat as unknown symbols; newlines are normalised so the
     # splitter sees "\n\n" paragraphs everywhere.
     text = unicodedata.normalize("NFKC", raw).replace("\r\n", "\n").replace("\r", "\n")
-    return _CONTROL.sub(" ", text)
+    # Subtle: PDFium marks a hyphen that breaks a word at a line end as U+FFFE (a
+    # non-character) and joins the lines: dropping it gives the whole word back
+    # ("adip\ufffeiscing" -> "adipiscing"), which search and the reader both want.
+    return _CONTROL.sub(" ", text.replace("\ufffe", ""))
 
 
 def page_count(data: bytes) -> int:
