@@ -327,6 +327,9 @@ class RagChain:
         # The decoder's reply cannot be backed up: the reader's span, and where it stands.
         best = plan.evidence[0]
         span = best.span or plan.spans[0]
+        if not supported(span.text, best.source.text):
+            # Checked like the decoder's words: nothing is shown as an answer unbacked.
+            return Answer(ABSTAIN_TEXT, True, shown, [], timings, method="abstained")
         text = f"{span.text} [{best.source.n}]"
         return Answer(text, False, shown, [best.source.n], timings, evidence=[best.quote()],
                       method="extracted")

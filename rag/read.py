@@ -231,6 +231,24 @@ class SpanReader:
         return sorted(best.values(), key=lambda s: s.margin, reverse=True)
 
 
+def _inner(passage: str, i: int) -> bool:
+    """Character ``i`` belongs to the word around it: a letter or digit, or ., , ' - between two."""
+    c = passage[i]
+    if c.isalnum():
+        return True
+    return c in ".,'-" and 0 < i < len(passage) - 1 and passage[i - 1].isalnum() and passage[i + 1].isalnum()
+
+
+def _whole_words(passage: str, a: int, b: int) -> tuple[int, int]:
+    """Widen [a, b) to whole words: a span that starts or ends inside "273.879.750" (a word
+    split into several word pieces) would state a number the passage does not."""
+    while a > 0 and _inner(passage, a - 1) and _inner(passage, a):
+        a -= 1
+    while b < len(passage) and _inner(passage, b) and b > 0 and _inner(passage, b - 1):
+        b += 1
+    return a, b
+
+
 def _window_spans(passage: str, p: int, start: torch.Tensor, end: torch.Tensor,
                   seq_ids: list[int | None], offsets: list[list[int]], top_n: int) -> list[Span]:
     ctx = [i for i, s in enumerate(seq_ids) if s == 1]
@@ -246,7 +264,7 @@ def _window_spans(passage: str, p: int, start: torch.Tensor, end: torch.Tensor,
         for ei in e_top:
             if ei < si or ei - si + 1 > MAX_SPAN_TOKENS:
                 continue
-            a, b = offsets[si][0], offsets[ei][1]
+            a, b = _whole_words(passage, offsets[si][0], offsets[ei][1])
             text = passage[a:b].strip()
             # Subtle: in PDF text a line break mostly separates table cells or columns, not
             # words of one phrase: "Rupia\nEUR" is two answers glued together.

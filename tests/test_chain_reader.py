@@ -129,3 +129,13 @@ def test_astream_and_astream_events_yield_tokens(settings: Settings, index_dir: 
     assert events[-1].answer.text == "built in 1889 [1]"
     assert "".join(decoder_tokens).strip() == "built in 1889 [1]"
     assert len(decoder_tokens) > 1  # streamed piece by piece, not in one block
+
+
+def test_reader_spans_are_whole_words() -> None:
+    from rag.read import _whole_words
+
+    text = "Population 273.879.750 and 83,190,556 people"
+    a, b = _whole_words(text, 11, 18)  # "273.879": the word pieces of a longer number
+    assert text[a:b] == "273.879.750"
+    a, b = _whole_words(text, 28, 32)
+    assert text[a:b] == "83,190,556"
