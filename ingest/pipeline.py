@@ -15,7 +15,6 @@ skips the files already committed (their sha256 matches). A commit costs what ch
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import time
@@ -45,6 +44,7 @@ from rag.store import (
     now_iso,
     read_manifest,
 )
+from rag.text import file_sha256
 from rag.types import Chunk, Encoder
 
 log = logging.getLogger(__name__)
@@ -173,13 +173,6 @@ def scan_folder(
                 found.append(Candidate(rel, full, size, st.st_mtime_ns))
     return found, skipped
 
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
 
 
 #: Long PDFs are parsed in parts of this many pages, by several workers at once, so that

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from rag.text import file_sha256
+
 #: Suffixes the ingestion pipeline parses (PDF, plain text, Markdown, HTML).
 ALLOWED_SUFFIXES: tuple[str, ...] = (".pdf", ".txt", ".md", ".markdown", ".html", ".htm")
 
@@ -82,13 +84,6 @@ def sanitize_filename(name: str) -> str:
         stem = f"{stem}_"
     return stem + suffix
 
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _candidates(name: str) -> Iterable[str]:

@@ -16,7 +16,6 @@ holds the answer, and to reject spans the model itself does not believe.
 from __future__ import annotations
 
 import functools
-import hashlib
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,6 +24,8 @@ from typing import Any
 
 import torch
 from torch import nn
+
+from rag.text import file_sha256
 
 #: Version line of the weights file; checked on load.
 READER_FORMAT = "docchat-reader-1"
@@ -112,13 +113,6 @@ def trained_state(model: SpanModel) -> dict[str, torch.Tensor]:
     keep = ("lora_a", "lora_b", "LayerNorm", "qa_outputs")
     return {k: v.detach().contiguous() for k, v in model.state_dict().items() if any(s in k for s in keep)}
 
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def load_base(base_dir: Path) -> tuple[Any, Any, int]:

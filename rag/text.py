@@ -1,4 +1,5 @@
-"""Shared text helpers: the SQuAD normaliser, function words, content words, sentences.
+"""Shared text helpers: the SQuAD normaliser, function words, content words, sentences,
+and the one file hash (SHA-256) that ingestion, uploads and the reader's base check use.
 
 One home for them, so the evaluation, the answer checks and the citations agree on what
 "the same words" means.
@@ -6,8 +7,10 @@ One home for them, so the evaluation, the answer checks and the citations agree 
 
 from __future__ import annotations
 
+import hashlib
 import re
 import string
+from pathlib import Path
 
 _PUNCT = set(string.punctuation)
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
@@ -82,3 +85,12 @@ def trim_to_sentence(text: str) -> str:
         if ends_sentence(text[a:b]):
             return text[:b].strip()
     return ""
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file's bytes, read in 1 MiB blocks (large PDFs never whole in memory)."""
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        while block := f.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
