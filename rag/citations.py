@@ -74,20 +74,6 @@ def _content_words(text: str) -> set[str]:
     return set(content_words(text))
 
 
-def grounded_fraction(answer: str, sources: Sequence[Source]) -> float:
-    """Share of the answer's content words that occur in the passages it was given.
-
-    A 135M model sometimes writes fluent words that are in no passage ("Kyrkia kalifornia"
-    for a capital city listed in a table): such a reply must not be shown as an answer
-    drawn from the documents.
-    """
-    words = content_words(strip_markers(answer))
-    if not words:
-        return 1.0
-    vocab = set(normalize(" ".join(s.text for s in sources)).split())
-    return sum(w in vocab for w in words) / len(words)
-
-
 @dataclass(frozen=True)
 class Cited:
     text: str  # the answer with valid markers only (added when the model wrote none)

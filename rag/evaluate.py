@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from typing import Any
 import numpy as np
 from langchain_core.documents import Document
 
+from rag.citations import strip_markers
 from rag.text import normalize_answer
 from rag.types import Encoder, FloatArray
 
@@ -307,7 +307,7 @@ def run_eval(
         if answer is not None and item.answers:
             reply, abstained = answer(item.question)
             # Citation markers are not part of the answer: "1889 [1]" is scored as "1889".
-            text = _MARKERS.sub(" ", reply)
+            text = strip_markers(reply)
             result = QuestionResult(
                 id=item.id,
                 ranks=ranks,
@@ -322,9 +322,6 @@ def run_eval(
         if progress is not None:
             progress(i, len(items))
     return report
-
-
-_MARKERS = re.compile(r"\[\d+(?:\s*,\s*\d+)*\]")
 
 
 def _page(doc: Document) -> int | None:
