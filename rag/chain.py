@@ -246,13 +246,17 @@ class RagChain:
             plan.shown = sources[: len(prompt.sources)]
         else:
             t = time.perf_counter()
-            plan.spans = self.reader.read(question, [mask_injections(s.text) for s in sources])
+            masked = [mask_injections(s.text) for s in sources]
+            plan.spans = self.reader.read(question, masked)
             plan.timings["read_s"] = time.perf_counter() - t
             if not plan.spans or plan.spans[0].margin < self.reader_min_margin:
                 plan.answer = self._refusal(plan)
                 return plan
             plan.evidence = select_evidence(plan.spans, sources)
-            quoted = [replace(e.source, text=mask_injections(e.text)) for e in plan.evidence]
+            # The decoder reads the evidence sentences as the reader did: masked (sources are
+            # numbered 1.. in retrieval order, so source n is masked[n - 1]).
+            quoted = [replace(e.source, text=masked[e.source.n - 1][e.start:e.end].strip())
+                      for e in plan.evidence]
             prompt = build_prompt(question, quoted, count_tokens=self._count_tokens,
                                   budget=self.budget(params), style=self.style, renumber=False)
         plan.messages = _messages(prompt.messages)
