@@ -9,7 +9,8 @@ place.
 How an answer is made (measured in docs/benchmarks.md, "Answers"):
 1. The extractive reader (``rag.read``) scores answer spans in the retrieved passages, with
    text that addresses a model blanked first (``rag.verify.mask_injections``). No span it
-   believes over "no answer here": the documents do not say, and the chain says so.
+   believes over "no answer here": the documents do not say, and the chain says so. A
+   question naming a table row and column heading gets that cell first (``rag.lookup``).
 2. The decoder reads only the one or two sentences holding the best spans (a 135M model
    answers far better from a sentence than from four passages) and writes the reply.
 3. The reply is shown only if every content word and number of it stands in the passage
@@ -39,6 +40,7 @@ from langchain_core.runnables.config import run_in_executor
 
 from rag.chat_model import GeneratorChatModel, call_options
 from rag.citations import cite, says_unknown, strip_markers
+from rag.lookup import lookup
 from rag.prompt import PromptStyle, build_prompt
 from rag.read import Span, SpanReader
 from rag.settings import RetrieverMode, Settings
@@ -247,7 +249,8 @@ class RagChain:
         else:
             t = time.perf_counter()
             masked = [mask_injections(s.text) for s in sources]
-            plan.spans = self.reader.read(question, masked)
+            # A table cell the question names exactly comes first; the reader's spans after.
+            plan.spans = lookup(question, masked) + self.reader.read(question, masked)
             plan.timings["read_s"] = time.perf_counter() - t
             if not plan.spans or plan.spans[0].margin < self.reader_min_margin:
                 plan.answer = self._refusal(plan)
