@@ -246,7 +246,7 @@ def _whole_words(passage: str, a: int, b: int) -> tuple[int, int]:
 
 # A sentence ends inside the span: "?" or "!", or a full stop after a lowercase word (not
 # "U.S. Army", "Dr. Smith") or before a closing quote, then a new sentence's first letter.
-_SENTENCE_INSIDE = re.compile(r"(?:[!?]|(?<=[a-z]{3})\.|\.(?=[\"'”’]))[\"'”’)\]]*\s+[\"“‘(]?[A-Z]")
+_SENTENCE_INSIDE = re.compile(r"(?:[!?]|(?<=[a-z]{2})\.|\.(?=[\"'”’]))[\"'”’)\]]*\s+[\"“‘(]?[A-Z]")
 _EDGE = " \t\"'“”‘’«»[]{}?!;:,"  # never the first or last character of an answer
 
 
@@ -266,7 +266,8 @@ def _trim(passage: str, a: int, b: int) -> tuple[int, int]:
         text = passage[a:b]
         if text[0] in _EDGE or (text[0] == "(" and text.count("(") > text.count(")")):
             a += 1
-        elif text[-1] in _EDGE or (text[-1] == ")" and text.count(")") > text.count("(")):
+        elif (text[-1] in _EDGE or (text[-1] == ")" and text.count(")") > text.count("("))
+              or (text[-1] == "." and len(text) > 1 and not text[-2].isupper())):  # not "U.S."
             b -= 1
         elif text[0] == "(" and text[-1] == ")" and _balanced(text[1:-1]):
             a, b = a + 1, b - 1  # "(1889)" -> "1889"
