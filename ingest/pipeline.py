@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -29,11 +30,13 @@ from ingest.load import (
     SUPPORTED_SUFFIXES,
     ParseJob,
     ParseOutcome,
+    compact_warnings,
+    failed_job,
     merge_parts,
     parse_job,
     pdf_page_count,
 )
-from ingest.runner import SerialRunner, StageRunner, make_runner
+from ingest.runner import Limits, SerialRunner, StageRunner, make_runner
 from ingest.split import effective_sizes, split_document
 from rag.settings import Settings
 from rag.store import (
@@ -115,7 +118,13 @@ def check_corpus_dir(corpus_dir: Path) -> Path:
 def scan_folder(
     corpus: Path, max_file_mb: float, exclude: Sequence[Path] = ()
 ) -> tuple[list[Candidate], list[dict[str, str]]]:
-    """Files to ingest, and the ones skipped with the reason (nothing is ignored silently)."""
+    """Files to ingest, and the ones skipped with the reason (nothing is ignored silently).
+
+    Only what lies inside ``corpus`` is read: a symlink (file or folder) whose target is
+    outside it is skipped, with the reason. Otherwise `ln -s /etc/passwd c/passwd.txt` in
+    a shared folder would index the password file, and `rag ask` would quote it.
+    """
+    corpus = corpus.resolve()
     excluded = {p.resolve() for p in exclude}
     max_bytes = int(max_file_mb * 1024 * 1024)
     found: list[Candidate] = []
@@ -124,21 +133,40 @@ def scan_folder(
     def skip(rel: str, reason: str) -> None:
         skipped.append({"path": rel, "reason": reason})
 
-    # Symlinked folders are followed (users link document folders in), but each real
-    # folder is scanned once, so a link back up the tree cannot loop forever.
-    visited = {corpus.resolve()}
-    for root, dirs, files in os.walk(corpus, followlinks=True):
+    def outside(full: Path) -> str | None:
+        """Why ``full`` (a symlink) may not be read, or None when its target is inside."""
+        try:
+            real = full.resolve(strict=True)
+        except (OSError, RuntimeError):  # RuntimeError: a symlink loop
+            return "broken symlink (its target does not exist or loops)"
+        if not real.is_relative_to(corpus):
+            return f"symlink to {real}, outside the folder being ingested (not followed)"
+        return None
+
+    def walk_error(e: OSError) -> None:
+        where = Path(e.filename or corpus)
+        rel = where.relative_to(corpus).as_posix() if where.is_relative_to(corpus) else str(where)
+        skip(rel + "/", f"cannot read folder: {e.strerror or e}; its files were not ingested")
+
+    # Symlinked folders inside the corpus are followed, but each real folder is scanned
+    # once, so a link back up the tree cannot loop forever.
+    visited = {corpus}
+    for root, dirs, files in os.walk(corpus, followlinks=True, onerror=walk_error):
         here = Path(root)
         dirs.sort()
         for d in list(dirs):
             full = here / d
-            rel = full.relative_to(corpus).as_posix()
+            rel = _rel(full, corpus)
+            why = outside(full) if full.is_symlink() else None
             real = full.resolve()
             if real in excluded:
                 dirs.remove(d)  # the index folder inside the corpus: not a document
             elif d.startswith("."):
                 dirs.remove(d)
                 skip(rel + "/", "hidden folder (not searched)")
+            elif why is not None:
+                dirs.remove(d)
+                skip(rel + "/", why)
             elif real in visited:
                 dirs.remove(d)
                 skip(rel + "/", f"links to a folder already scanned ({real})")
@@ -146,7 +174,7 @@ def scan_folder(
                 visited.add(real)
         for name in sorted(files):
             full = here / name
-            rel = full.relative_to(corpus).as_posix()
+            rel = _rel(full, corpus)
             try:
                 rel.encode("utf-8")
             except UnicodeEncodeError:
@@ -159,13 +187,19 @@ def scan_folder(
             if suffix not in SUPPORTED_SUFFIXES:
                 skip(rel, f"unsupported file type {suffix or '(no suffix)'!r}")
                 continue
+            if full.is_symlink() and (why := outside(full)) is not None:
+                skip(rel, why)
+                continue
             try:
-                st = full.stat()  # follows symlinks: a link to a PDF is a PDF
+                st = full.stat()  # follows symlinks: a link to a PDF in the corpus is a PDF
                 size = st.st_size
             except OSError as e:
                 skip(rel, f"cannot read: {e.strerror or e}")
                 continue
-            if size == 0:
+            if not stat.S_ISREG(st.st_mode):
+                # A FIFO would block the parser forever; a device file never ends.
+                skip(rel, "not a regular file (a pipe, socket or device)")
+            elif size == 0:
                 skip(rel, "empty file (0 bytes)")
             elif size > max_bytes:
                 skip(rel, f"{size / 2**20:.1f} MB is larger than max_file_mb={max_file_mb:g}")
@@ -173,6 +207,11 @@ def scan_folder(
                 found.append(Candidate(rel, full, size, st.st_mtime_ns))
     return found, skipped
 
+
+def _rel(full: Path, corpus: Path) -> str:
+    """Path relative to the corpus, as shown to users (the walk stays in the corpus path,
+    so this is a plain prefix removal, never a resolve)."""
+    return full.relative_to(corpus).as_posix()
 
 
 #: Long PDFs are parsed in parts of this many pages, by several workers at once, so that
@@ -249,6 +288,10 @@ def _merged(results: Iterator[ParseOutcome], parts: dict[str, int]) -> Iterator[
         got.append(out)
         if len(got) == parts[out.source]:
             yield merge_parts(waiting.pop(out.source))
+
+
+def limits(settings: Settings) -> Limits:
+    return Limits(timeout_s=settings.parse_timeout_s, memory_mb=settings.parse_memory_mb)
 
 
 # --- the write transaction, with checkpoints -------------------------------------------
@@ -356,7 +399,8 @@ def ingest_folder(
         if len(restat) >= _RESTAT_FILES or sum(c.size for c in restat) >= _RESTAT_BYTES:
             txn.dirty = True
         _ingest_files(todo, known, txn, encoder, settings, size, overlap, summary, report,
-                      runner or make_runner(settings.parse_workers, _n_jobs(todo)), checkpoint_s)
+                      runner or make_runner(settings.parse_workers, _n_jobs(todo), limits(settings)),
+                      checkpoint_s)
         if txn.dirty:
             t = time.perf_counter()
             report("index", 0, 1)
@@ -427,14 +471,17 @@ def _ingest_files(
     workers = settings.parse_workers or os.cpu_count() or 1
     jobs, parts = plan_parse_jobs(todo, workers if not isinstance(runner, SerialRunner) else 1,
                                   settings.ocr)
-    results = _merged(runner.map(parse_job, jobs), parts)
+    results = _merged(runner.map(parse_job, jobs, failed_job), parts)
     report("parse", 0, len(todo))
     for done in range(1, len(todo) + 1):
         t = time.perf_counter()
         out = next(results)
         summary.parse_seconds += time.perf_counter() - t
         report("parse", done, len(todo))
-        for w in out.warnings:
+        # One line per kind of problem, not one per page: a 200-page file of vector
+        # drawings would otherwise print 200 lines. A file that failed as a whole has its
+        # reason, which sums its pages up.
+        for w in compact_warnings(out.warnings) if out.document is not None else []:
             summary.warnings.append({"path": out.source, "reason": w})
             log.warning("%s: %s", out.source, w)
         chunks: list[Chunk] = []
