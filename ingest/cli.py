@@ -76,13 +76,13 @@ def _usage_problem(corpus: Path, index_dir: Path) -> str | None:
         try:
             str(path).encode("utf-8")
         except UnicodeEncodeError:
-            return (f"{what} {printable(path)!r} is not valid UTF-8; rename it (the index "
+            return (f"{what} '{printable(path)}' is not valid UTF-8; rename it (the index "
                     "records paths as text)")
     if not corpus.is_dir():
         why = "does not exist" if not corpus.exists() else "is not a folder"
-        return f"corpus folder {printable(corpus)!r} {why}"
+        return f"corpus folder '{printable(corpus)}' {why}"
     if index_dir.exists() and not index_dir.is_dir():
-        return (f"--index {printable(index_dir)!r} is a file, not a folder; give a folder "
+        return (f"--index '{printable(index_dir)}' is a file, not a folder; give a folder "
                 "(new or an existing index)")
     return None
 

@@ -1,4 +1,9 @@
-"""`rag ask "QUESTION" --index INDEX_DIR [--json]`: answer from an index, with sources."""
+"""`rag ask "QUESTION" --index INDEX_DIR [--json]`: answer from an index, with sources.
+
+Exit status: 0 answered (an abstention included); 1 the index cannot be used (damaged,
+built with another encoder); 2 usage error (no index there, a bad setting or flag, text
+that is not UTF-8).
+"""
 
 from __future__ import annotations
 
@@ -108,12 +113,15 @@ def run(args: argparse.Namespace) -> int:
     if args.k is not None and args.k < 1:
         print(f"error: --k must be at least 1, got {args.k}", file=sys.stderr)
         return 2
-    for what, value in (("the question", args.question), ("--index", args.index)):
+    for what, value, fix in (
+        ("the question", args.question, "check the terminal's encoding (LANG=C.UTF-8)"),
+        ("--index", args.index, "rename the folder"),
+    ):
         try:
             value.encode("utf-8")
         except UnicodeEncodeError:
-            print(f"error: {what} ({printable(value)!r}) is not valid UTF-8 text; check the "
-                  "terminal's encoding (LANG) or rename the folder", file=sys.stderr)
+            print(f"error: {what} '{printable(value)}' is not valid UTF-8 text; {fix}",
+                  file=sys.stderr)
             return 2
     try:
         settings = Settings.from_flags(k=args.k, retriever=args.retriever)
@@ -124,9 +132,9 @@ def run(args: argparse.Namespace) -> int:
 
     index_dir = resolve_index(settings, args.index)
     if not index_exists(index_dir):
-        what = "is a file, not an index folder" if index_dir.is_file() else "holds no index"
+        what = " (that is a file, not a folder)" if index_dir.is_file() else ""
         print(
-            f"error: {printable(index_dir)} {what}; build one first with "
+            f"error: no index at {printable(index_dir)}{what}; build one first with "
             f"`rag ingest FOLDER --index {printable(args.index)}`",
             file=sys.stderr,
         )
@@ -134,9 +142,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         chain = build_chain(settings, index_dir)
         return ask(chain, args, sys.stdout)
-    except StoreError as e:
+    except StoreError as e:  # damaged, locked mid-open, built with another encoder
         print(f"error: {e}", file=sys.stderr)
-        return 2
+        return 1
     except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

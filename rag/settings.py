@@ -189,5 +189,6 @@ def describe_error(error: ValueError) -> str:
         field = ".".join(str(x) for x in e.get("loc", ())) or "settings"
         msg = str(e.get("msg", "invalid")).removeprefix("Value error, ")
         # The variable's name; a command-line flag of the same name sets the same field.
-        parts.append(f"RAG_{field.upper()}={e.get('input')!r}: {msg}" if e.get("loc") else msg)
+        parts.append(f"{field}={e.get('input')!r} (RAG_{field.upper()}): {msg}"
+                     if e.get("loc") else msg)
     return "; ".join(parts)

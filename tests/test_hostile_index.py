@@ -120,6 +120,15 @@ def _faiss_of_another_dimension(idx: Path) -> None:
     faiss.write_index(other, str(live_gen(idx) / "dense.faiss"))
 
 
+def _faiss_idmap_of_another_dimension(idx: Path) -> None:
+    import faiss
+
+    other = faiss.IndexIDMap2(faiss.IndexFlatIP(8))
+    rows = np.load(live_gen(idx) / "dense_rows.npy")
+    other.add_with_ids(np.ones((len(rows), 8), dtype=np.float32), rows)
+    faiss.write_index(other, str(live_gen(idx) / "dense.faiss"))
+
+
 DAMAGE: dict[str, Callable[[Path], None]] = {
     "garbage store.sqlite": _garbage_store,
     "truncated store.sqlite": _truncated_store,
@@ -127,7 +136,8 @@ DAMAGE: dict[str, Callable[[Path], None]] = {
     "CURRENT names a missing generation": _current_missing_generation,
     "v1 manifest files is a list": _v1_manifest_files_is_a_list,
     "v1 garbage chunks.sqlite": _v1_garbage_chunks_sqlite,
-    "FAISS of another dimension": _faiss_of_another_dimension,
+    "FAISS not an id map": _faiss_of_another_dimension,
+    "FAISS of another dimension": _faiss_idmap_of_another_dimension,
 }
 
 

@@ -20,7 +20,8 @@ from rag.store import open_index
 from rag.testing import FakeEncoder, FakeGenerator
 from rag_cli.main import main
 
-ROOT = Path(__file__).resolve().parents[1]
+#: The checkout whose code is under test (subprocesses import it from there).
+ROOT = Path(rag.embed.__file__).resolve().parents[1]
 ENCODER = FakeEncoder()
 
 

@@ -19,10 +19,10 @@ from pathlib import Path
 import hostile
 import pytest
 
-from ingest.load import failed_job, parse_job
-from ingest.runner import Limits, ProcessPoolRunner
+import rag.embed
 
-ROOT = Path(__file__).resolve().parents[1]
+#: The checkout whose code is under test (subprocesses import it from there).
+ROOT = Path(rag.embed.__file__).resolve().parents[1]
 
 # `rag ingest` with the fake encoder, in a process of its own (so it can be killed).
 FAKE_INGEST = (
@@ -41,6 +41,8 @@ def fake_ingest(args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
 
 
 def test_limits_fail_one_item_and_the_rest_go_on() -> None:
+    from ingest.runner import Limits, ProcessPoolRunner
+
     items = ["a", "sleep", "b", "alloc", "crash", "c", "d"]
     runner = ProcessPoolRunner(2, Limits(timeout_s=1, memory_mb=1024))
     got = {r.split(":")[0].split()[-1]: r
@@ -70,6 +72,9 @@ def test_slow_pdf_times_out_and_the_run_goes_on(tmp_path: Path) -> None:
 
 
 def test_inflating_pdf_over_the_memory_limit_fails_that_file(tmp_path: Path) -> None:
+    from ingest.load import failed_job, parse_job
+    from ingest.runner import Limits, ProcessPoolRunner
+
     # 1 MB on disk, 1 GB once its content stream is inflated.
     path = hostile.write(tmp_path / "bomb.pdf", hostile.big_bomb_pdf(1024))
     runner = ProcessPoolRunner(1, Limits(timeout_s=120, memory_mb=400))
