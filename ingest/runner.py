@@ -74,12 +74,25 @@ class _Worker:
         child.close()
         self.item: Any = None
         self.busy = False
+        # subtle: the clock of the first item starts when the worker says it is ready, not
+        # when it was spawned: on a loaded machine starting Python and importing the
+        # parsers can take longer than a small time limit, and must not fail a text file.
+        self.ready = False
+        self.timeout_s = 0.0
         self.deadline = float("inf")
 
     def send(self, item: Any, timeout_s: float) -> None:
-        self.item, self.busy = item, True
-        self.deadline = time.monotonic() + timeout_s if timeout_s > 0 else float("inf")
+        self.item, self.busy, self.timeout_s = item, True, timeout_s
+        self.deadline = time.monotonic() + (timeout_s if self.ready else _STARTUP_S)
+        if timeout_s <= 0 and self.ready:
+            self.deadline = float("inf")
         self.conn.send(item)
+
+    def started(self) -> None:
+        self.ready = True
+        if self.busy:
+            self.deadline = (time.monotonic() + self.timeout_s if self.timeout_s > 0
+                             else float("inf"))
 
     def kill(self) -> None:
         with contextlib.suppress(OSError):
@@ -164,6 +177,9 @@ class ProcessPoolRunner:
                 status, value = w.conn.recv()
             except (EOFError, OSError):
                 status, value = "died", None
+            if status == "ready":
+                w.started()
+                return _NOTHING
             if status == "ok":
                 w.busy = False
                 return value
@@ -175,6 +191,9 @@ class ProcessPoolRunner:
         w.busy = False
         if time.monotonic() >= w.deadline and w.proc.is_alive():
             w.kill()
+            if not w.ready:
+                return on_failure(item, f"the parser process did not start within "
+                                  f"{_STARTUP_S:g} s; the file was skipped")
             return on_failure(item, f"timed out after {self.limits.timeout_s:g} s (the limit is "
                               "RAG_PARSE_TIMEOUT_S); the file was skipped")
         w.kill()
@@ -183,6 +202,9 @@ class ProcessPoolRunner:
 
 _END = object()
 _NOTHING = object()
+#: How long a new worker may take to start (Python, the parser imports) before its item
+#: fails; separate from the per-item limit, which starts once the worker is ready.
+_STARTUP_S = 120.0
 
 
 def _death_reason(exitcode: int | None, memory_mb: int) -> str:
@@ -213,6 +235,7 @@ def _worker_main(conn: Connection, fn: Callable[[Any], Any], memory_mb: int,
         limit = memory_mb << 20
         with contextlib.suppress(ValueError, OSError):  # a lower hard limit wins
             resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    conn.send(("ready", None))
     while True:
         try:
             item = conn.recv()
