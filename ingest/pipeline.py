@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import os
-import stat
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -27,7 +26,6 @@ from types import TracebackType
 import numpy as np
 
 from ingest.load import (
-    SUPPORTED_SUFFIXES,
     ParseJob,
     ParseOutcome,
     compact_warnings,
@@ -37,6 +35,7 @@ from ingest.load import (
     pdf_page_count,
 )
 from ingest.runner import Limits, SerialRunner, StageRunner, make_runner
+from ingest.scan import Candidate, check_corpus_dir, scan_folder
 from ingest.split import effective_sizes, split_document
 from rag.settings import Settings
 from rag.store import (
@@ -47,7 +46,7 @@ from rag.store import (
     now_iso,
     read_manifest,
 )
-from rag.text import file_sha256
+from rag.text import file_sha256, printable
 from rag.types import Chunk, Encoder
 
 log = logging.getLogger(__name__)
@@ -94,124 +93,6 @@ class IngestSummary:
         self.seconds = time.perf_counter() - t0
         self.chunks_per_s = self.chunks / self.seconds if self.seconds > 0 else 0.0
         return self
-
-
-@dataclass(frozen=True)
-class Candidate:
-    source: str  # relative to the corpus root, POSIX separators
-    path: Path
-    size: int
-    mtime_ns: int = 0
-
-
-# --- scanning --------------------------------------------------------------------------
-
-
-def check_corpus_dir(corpus_dir: Path) -> Path:
-    if not corpus_dir.exists():
-        raise FileNotFoundError(f"corpus folder {str(corpus_dir)!r} does not exist")
-    if not corpus_dir.is_dir():
-        raise NotADirectoryError(f"corpus path {str(corpus_dir)!r} is not a folder")
-    return corpus_dir.resolve()
-
-
-def scan_folder(
-    corpus: Path, max_file_mb: float, exclude: Sequence[Path] = ()
-) -> tuple[list[Candidate], list[dict[str, str]]]:
-    """Files to ingest, and the ones skipped with the reason (nothing is ignored silently).
-
-    Only what lies inside ``corpus`` is read: a symlink (file or folder) whose target is
-    outside it is skipped, with the reason. Otherwise `ln -s /etc/passwd c/passwd.txt` in
-    a shared folder would index the password file, and `rag ask` would quote it.
-    """
-    corpus = corpus.resolve()
-    excluded = {p.resolve() for p in exclude}
-    max_bytes = int(max_file_mb * 1024 * 1024)
-    found: list[Candidate] = []
-    skipped: list[dict[str, str]] = []
-
-    def skip(rel: str, reason: str) -> None:
-        skipped.append({"path": rel, "reason": reason})
-
-    def outside(full: Path) -> str | None:
-        """Why ``full`` (a symlink) may not be read, or None when its target is inside."""
-        try:
-            real = full.resolve(strict=True)
-        except (OSError, RuntimeError):  # RuntimeError: a symlink loop
-            return "broken symlink (its target does not exist or loops)"
-        if not real.is_relative_to(corpus):
-            return f"symlink to {real}, outside the folder being ingested (not followed)"
-        return None
-
-    def walk_error(e: OSError) -> None:
-        where = Path(e.filename or corpus)
-        rel = where.relative_to(corpus).as_posix() if where.is_relative_to(corpus) else str(where)
-        skip(rel + "/", f"cannot read folder: {e.strerror or e}; its files were not ingested")
-
-    # Symlinked folders inside the corpus are followed, but each real folder is scanned
-    # once, so a link back up the tree cannot loop forever.
-    visited = {corpus}
-    for root, dirs, files in os.walk(corpus, followlinks=True, onerror=walk_error):
-        here = Path(root)
-        dirs.sort()
-        for d in list(dirs):
-            full = here / d
-            rel = _rel(full, corpus)
-            why = outside(full) if full.is_symlink() else None
-            real = full.resolve()
-            if real in excluded:
-                dirs.remove(d)  # the index folder inside the corpus: not a document
-            elif d.startswith("."):
-                dirs.remove(d)
-                skip(rel + "/", "hidden folder (not searched)")
-            elif why is not None:
-                dirs.remove(d)
-                skip(rel + "/", why)
-            elif real in visited:
-                dirs.remove(d)
-                skip(rel + "/", f"links to a folder already scanned ({real})")
-            else:
-                visited.add(real)
-        for name in sorted(files):
-            full = here / name
-            rel = _rel(full, corpus)
-            try:
-                rel.encode("utf-8")
-            except UnicodeEncodeError:
-                skip(rel.encode("utf-8", "replace").decode(), "file name is not valid UTF-8")
-                continue
-            suffix = full.suffix.lower()
-            if name.startswith("."):
-                skip(rel, "hidden file")
-                continue
-            if suffix not in SUPPORTED_SUFFIXES:
-                skip(rel, f"unsupported file type {suffix or '(no suffix)'!r}")
-                continue
-            if full.is_symlink() and (why := outside(full)) is not None:
-                skip(rel, why)
-                continue
-            try:
-                st = full.stat()  # follows symlinks: a link to a PDF in the corpus is a PDF
-                size = st.st_size
-            except OSError as e:
-                skip(rel, f"cannot read: {e.strerror or e}")
-                continue
-            if not stat.S_ISREG(st.st_mode):
-                # A FIFO would block the parser forever; a device file never ends.
-                skip(rel, "not a regular file (a pipe, socket or device)")
-            elif size == 0:
-                skip(rel, "empty file (0 bytes)")
-            elif size > max_bytes:
-                skip(rel, f"{size / 2**20:.1f} MB is larger than max_file_mb={max_file_mb:g}")
-            else:
-                found.append(Candidate(rel, full, size, st.st_mtime_ns))
-    return found, skipped
-
-
-def _rel(full: Path, corpus: Path) -> str:
-    """Path relative to the corpus, as shown to users (the walk stays in the corpus path,
-    so this is a plain prefix removal, never a resolve)."""
-    return full.relative_to(corpus).as_posix()
 
 
 #: Long PDFs are parsed in parts of this many pages, by several workers at once, so that
@@ -365,7 +246,7 @@ def ingest_folder(
     candidates, skipped = scan_folder(corpus, settings.max_file_mb, exclude=[index_dir])
     summary = IngestSummary(index=str(index_dir), files_skipped=skipped)
     for s in skipped:
-        log.warning("skipped %s: %s", s["path"], s["reason"])
+        log.warning("skipped %s: %s", printable(s["path"]), s["reason"])
 
     writer_args: dict[str, object] = dict(
         encoder_name=encoder.name, dimension=encoder.dimension, max_tokens=encoder.max_tokens,
@@ -483,7 +364,7 @@ def _ingest_files(
         # reason, which sums its pages up.
         for w in compact_warnings(out.warnings) if out.document is not None else []:
             summary.warnings.append({"path": out.source, "reason": w})
-            log.warning("%s: %s", out.source, w)
+            log.warning("%s: %s", printable(out.source), w)
         chunks: list[Chunk] = []
         error = out.error
         if out.document is not None:
@@ -496,7 +377,7 @@ def _ingest_files(
                 error = "no indexable text (the encoder's tokenizer found no tokens)"
         if error is not None:
             summary.files_failed.append({"path": out.source, "reason": error})
-            log.warning("failed %s: %s", out.source, error)
+            log.warning("failed %s: %s", printable(out.source), error)
             if out.source in known:
                 # Its old chunks describe content the file no longer has.
                 txn.writer.remove_file(out.source)
