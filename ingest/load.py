@@ -84,6 +84,16 @@ def parse_job(job: ParseJob) -> ParseOutcome:
     return parse_file(Path(path), source, page_range, ocr=ocr)
 
 
+def count_job(job: tuple[str, str]) -> tuple[str, int | None]:
+    """(source, pages of the PDF at path, or None if unreadable), for ``StageRunner.map``."""
+    path, source = job
+    return source, pdf_page_count(Path(path))
+
+
+def count_failed(job: tuple[str, str], reason: str) -> tuple[str, int | None]:
+    return job[1], None
+
+
 def failed_job(job: ParseJob, reason: str) -> ParseOutcome:
     """The outcome of a job whose parser was stopped (time or memory limit, a crash)."""
     _, source, page_range, _ = job

@@ -29,10 +29,11 @@ from ingest.load import (
     ParseJob,
     ParseOutcome,
     compact_warnings,
+    count_failed,
+    count_job,
     failed_job,
     merge_parts,
     parse_job,
-    pdf_page_count,
 )
 from ingest.runner import Limits, SerialRunner, StageRunner, make_runner
 from ingest.scan import Candidate, check_corpus_dir, scan_folder
@@ -98,23 +99,29 @@ class IngestSummary:
 #: Long PDFs are parsed in parts of this many pages, by several workers at once, so that
 #: one 1,000-page book does not keep a single core busy long after the rest is done.
 PAGES_PER_JOB = 24
-#: Counting pages opens the PDF in the main process: done only for the few largest PDFs
-#: (by bytes, at least this big), which is where the long books are.
+#: Counting pages opens the PDF: done only for the few largest PDFs (by bytes, at least
+#: this big), which is where the long books are.
 _SPLIT_MIN_BYTES = 256 * 1024
 _SPLIT_MAX_FILES = 64
 
 
 def plan_parse_jobs(
-    todo: Sequence[Candidate], workers: int, ocr: bool = True
+    todo: Sequence[Candidate], workers: int, ocr: bool = True, runner: StageRunner | None = None
 ) -> tuple[list[ParseJob], dict[str, int]]:
-    """Parse jobs, and how many parts each source was cut into."""
+    """Parse jobs, and how many parts each source was cut into.
+
+    Pages are counted by ``runner``'s workers, under its limits: opening a hostile PDF is
+    parsing too, and must not hang or crash this process (a PDF that fails to count is
+    parsed whole, and fails there with its reason).
+    """
     split: dict[str, int] = {}
     if workers > 1:
         pdfs = [c for c in todo if c.path.suffix.lower() == ".pdf" and c.size >= _SPLIT_MIN_BYTES]
-        for c in sorted(pdfs, key=lambda c: -c.size)[:_SPLIT_MAX_FILES]:
-            n = pdf_page_count(c.path)
+        jobs_ = [(str(c.path), c.source) for c in sorted(pdfs, key=lambda c: -c.size)]
+        counts = (runner or SerialRunner()).map(count_job, jobs_[:_SPLIT_MAX_FILES], count_failed)
+        for source, n in counts:
             if n is not None and n > PAGES_PER_JOB:
-                split[c.source] = n
+                split[source] = n
     jobs: list[ParseJob] = []
     parts: dict[str, int] = {}
     for c in todo:
@@ -351,7 +358,7 @@ def _ingest_files(
     stat = {c.source: c for c in todo}
     workers = settings.parse_workers or os.cpu_count() or 1
     jobs, parts = plan_parse_jobs(todo, workers if not isinstance(runner, SerialRunner) else 1,
-                                  settings.ocr)
+                                  settings.ocr, runner)
     results = _merged(runner.map(parse_job, jobs, failed_job), parts)
     report("parse", 0, len(todo))
     for done in range(1, len(todo) + 1):
