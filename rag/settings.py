@@ -124,6 +124,13 @@ class Settings(BaseSettings):
         "for the model); more get 429.",
     )
 
+    # --- the app (rag ui) ------------------------------------------------------------------
+    ui_password: SecretStr | None = Field(
+        None,
+        description="Password the app asks for before showing anything; required when the app "
+        "listens beyond localhost.",
+    )
+
     @model_validator(mode="after")
     def _overlap_below_size(self) -> Settings:
         if self.chunk_overlap >= self.chunk_tokens:

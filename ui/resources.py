@@ -10,6 +10,8 @@ this same process).
 from __future__ import annotations
 
 import threading
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,8 +19,11 @@ import streamlit as st
 
 from ingest.jobs import JobBoard
 from rag.settings import Settings
+from ui.highlight import escape_markdown
 
 if TYPE_CHECKING:
+    from streamlit.delta_generator import DeltaGenerator
+
     from rag.chain import RagChain
     from rag.types import Encoder, Generator
 
@@ -46,15 +51,94 @@ def settings_key(settings: Settings) -> str:
     return settings.model_dump_json()
 
 
+@dataclass(frozen=True)
+class LoadedModel:
+    role: str  # "encoder" or "decoder"
+    name: str
+    device: str
+    seconds: float  # how long loading took (once per process)
+
+
+@st.cache_resource(show_spinner=False)
+def loaded_models() -> dict[tuple[str, str], LoadedModel]:
+    """(role, settings key) -> what was loaded: shown in the sidebar, and tells the page
+    whether a load is still ahead (so it can say so instead of looking frozen)."""
+    return {}
+
+
+def _record(role: str, key: str, model: Encoder | Generator, seconds: float) -> None:
+    device = str(getattr(model, "device", "cpu"))
+    loaded_models()[(role, key)] = LoadedModel(role, model.name, device, seconds)
+
+
 # The underscore arguments are not hashed by Streamlit; the key string stands for them.
-@st.cache_resource(show_spinner="Loading the embedding model…")
+@st.cache_resource(show_spinner=False)
 def shared_encoder(_settings: Settings, key: str) -> Encoder:
-    return make_encoder(_settings)
+    t0 = time.perf_counter()
+    encoder = make_encoder(_settings)
+    _record("encoder", key, encoder, time.perf_counter() - t0)
+    return encoder
 
 
-@st.cache_resource(show_spinner="Loading the language model…")
+@st.cache_resource(show_spinner=False)
 def shared_generator(_settings: Settings, key: str) -> Generator:
-    return make_generator(_settings)
+    t0 = time.perf_counter()
+    generator = make_generator(_settings)
+    _record("decoder", key, generator, time.perf_counter() - t0)
+    return generator
+
+
+def load_encoder_visibly(settings: Settings, slot: DeltaGenerator) -> Encoder:
+    """The encoder; on a cold start the main area says it is loading (instead of staying blank)."""
+    key = settings_key(settings)
+    if ("encoder", key) in loaded_models():
+        return shared_encoder(settings, key)
+    with slot.container(), st.spinner(
+        f"Starting docchat: loading the embedding model ({configured_name(settings.encoder_model)})…",
+        show_time=True,
+    ):
+        encoder = shared_encoder(settings, key)
+    slot.empty()
+    return encoder
+
+
+def load_generator_visibly(settings: Settings) -> Generator:
+    """The decoder; loaded with the first question, in a status box that says so and how long
+    it took, so the answer's own time (in its caption) does not include it."""
+    key = settings_key(settings)
+    if ("decoder", key) in loaded_models():
+        return shared_generator(settings, key)
+    label = f"Loading the language model ({configured_name(settings.decoder_model)}), once per start…"
+    with st.status(label, expanded=False) as status:
+        generator = shared_generator(settings, key)
+        info = loaded_models()[("decoder", key)]
+        status.update(label=f"Language model {info.name} loaded on {info.device} in {info.seconds:.1f} s",
+                      state="complete")  # fmt: skip
+    return generator
+
+
+def configured_name(model: str) -> str:
+    return "the default model" if model == "default" else model
+
+
+def render_models(settings: Settings) -> None:
+    """Sidebar: which models answer (encoder, decoder, reader) and on which device."""
+    key = settings_key(settings)
+    models = loaded_models()
+    with st.expander("Models", icon=":material/memory:"):
+        for role, label, configured in (
+            ("encoder", "Search (encoder)", settings.encoder_model),
+            ("decoder", "Answers (decoder)", settings.decoder_model),
+        ):
+            info = models.get((role, key))
+            if info is None:
+                name = escape_markdown(configured_name(configured))
+                st.caption(f"{label}: {name}, loads with the first question")
+            else:
+                name = escape_markdown(info.name)
+                st.caption(f"{label}: {name} on {info.device} (loaded in {info.seconds:.1f} s)")
+        st.caption(f"Reader: {'extractive span reader, checks every answer' if settings.reader else 'off'}")
+        st.caption("Set with RAG_ENCODER_MODEL, RAG_DECODER_MODEL and RAG_DEVICE before starting.")
 
 
 class _LiveChains:
@@ -89,7 +173,8 @@ def _live_chains() -> _LiveChains:
 
 def shared_chain(settings: Settings, index_dir: Path, revision: str) -> RagChain:
     """The chain over the collection at ``revision`` (the name of its live generation)."""
-    with st.spinner("Opening the collection…"):
+    label = "Opening the collection (its index, and the reader model the first time)…"
+    with st.spinner(label, show_time=True):
         return _live_chains().get(settings, settings_key(settings), str(index_dir), revision)
 
 
