@@ -24,14 +24,16 @@ from typing import Any
 import psutil
 import pytest
 import streamlit as st
+import test_ui_app
 from streamlit import config as st_config
 from streamlit.testing.v1 import AppTest
-from test_ui_app import APP, Models, models, settle, start, texts  # noqa: F401
+from test_ui_app import APP, Models, settle, start, texts
 
 from rag.settings import Settings
 from ui import launch
 from ui.access import exposure_problem, is_loopback, password_matches
 
+models = test_ui_app.models  # the fake-model fixture of the app tests, shared
 REPO = Path(__file__).resolve().parent.parent
 HOSTILE = "![x](http://evil.test/x.png)"
 

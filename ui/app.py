@@ -123,7 +123,7 @@ def answer_next(settings: Settings, c: Collection, store: ChatStore, chat_id: st
         # Loaded on the first question, not at start-up: browsing and uploading do not
         # need the decoder. Two steps, so a failure names the part that failed.
         try:
-            resources.load_generator_visibly(settings)
+            load_s = resources.load_generator_visibly(settings)
         except Exception as e:
             log.exception("loading the language model failed")
             queue.remove(item)
@@ -141,6 +141,8 @@ def answer_next(settings: Settings, c: Collection, store: ChatStore, chat_id: st
         turn = ask(chain, item, turns[:-1] if regenerate else turns, options)
     if turn is None:
         return
+    if load_s:
+        turn.timings["model_load_s"] = load_s
     if regenerate:
         store.replace_last_turn(chat_id, turn)
     else:

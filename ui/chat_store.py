@@ -90,15 +90,23 @@ class ChatStore:
     @contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(self.path, timeout=30.0)
+        # isolation_level=None: the transaction is begun below, IMMEDIATE, so two sessions
+        # appending to one chat cannot both read the same last ``seq`` (a deferred
+        # transaction takes the write lock only at its first write, too late for that).
+        db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
         try:
             db.execute("PRAGMA foreign_keys = ON")
             if not self._ready:
                 db.execute("PRAGMA journal_mode = WAL")  # readers never wait for a writer
                 db.executescript(_SCHEMA)
                 self._ready = True
-            with db:  # one transaction per call: committed, or rolled back on error
+            db.execute("BEGIN IMMEDIATE")
+            try:
                 yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
         except sqlite3.DatabaseError as e:
             raise ChatStoreError(f"cannot use the chats file {self.path}: {e}") from e
         finally:

@@ -50,6 +50,8 @@ def timing_caption(turn: Turn) -> str:
         parts.append(f"search {t['retrieve_s']:.1f} s")
     if "first_token_s" in t and not turn.abstained:
         parts.append(f"first words after {t['first_token_s']:.1f} s")
+    if "model_load_s" in t:
+        parts.append(f"before it, the language model was loaded ({t['model_load_s']:.1f} s, once per start)")
     return " · ".join(parts)
 
 

@@ -102,19 +102,22 @@ def load_encoder_visibly(settings: Settings, slot: DeltaGenerator) -> Encoder:
     return encoder
 
 
-def load_generator_visibly(settings: Settings) -> Generator:
-    """The decoder; loaded with the first question, in a status box that says so and how long
-    it took, so the answer's own time (in its caption) does not include it."""
+def load_generator_visibly(settings: Settings) -> float:
+    """Load the decoder unless it is loaded; seconds it took here (0.0: it was loaded).
+
+    Loaded with the first question, in a status box that says so, so the answer's own
+    time (in its caption) does not silently include it."""
     key = settings_key(settings)
     if ("decoder", key) in loaded_models():
-        return shared_generator(settings, key)
+        shared_generator(settings, key)
+        return 0.0
     label = f"Loading the language model ({configured_name(settings.decoder_model)}), once per start…"
     with st.status(label, expanded=False) as status:
-        generator = shared_generator(settings, key)
+        shared_generator(settings, key)
         info = loaded_models()[("decoder", key)]
         status.update(label=f"Language model {info.name} loaded on {info.device} in {info.seconds:.1f} s",
                       state="complete")  # fmt: skip
-    return generator
+    return info.seconds
 
 
 def configured_name(model: str) -> str:
