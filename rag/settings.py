@@ -98,6 +98,11 @@ class Settings(BaseSettings):
         "or a .gguf file.",
     )
     decoder_gguf_file: str | None = Field(None, description="GGUF file name inside decoder_model, if any.")
+    decoder_choices: list[str] = Field(
+        default_factory=list,
+        description="More decoders the app lets users pick (same forms as decoder_model, a .gguf file "
+        "for GGUF); RAG_DECODER_CHOICES='[\"HuggingFaceTB/SmolLM2-360M-Instruct\"]'.",
+    )
     # Tuned on SQuAD dev (benchmarks/tune_reader.py): short extractive answers score best;
     # longer budgets only let the 135M model ramble.
     max_new_tokens: int = Field(32, ge=1, le=4096)

@@ -262,3 +262,49 @@ def test_chat_store_round_trip_and_format_check(tmp_path: Path) -> None:
         db.execute("UPDATE turns SET format = 99")
     with pytest.raises(ChatStoreError, match="format 99"):
         store.turns(chat)
+
+
+def test_times_are_shown_in_the_browsers_zone(monkeypatch: pytest.MonkeyPatch) -> None:
+    import streamlit as st
+
+    from ui.chats import local_time
+
+    noon_utc = 1_780_000_000 - 1_780_000_000 % 86400 + 12 * 3600
+    monkeypatch.setattr(type(st.context), "timezone", property(lambda self: "Asia/Tokyo"))
+    assert local_time(noon_utc).endswith("21:00")  # UTC+9, no daylight saving
+    monkeypatch.setattr(type(st.context), "timezone", property(lambda self: None))
+    assert local_time(noon_utc).endswith("12:00 UTC")  # the browser did not say: labelled UTC
+
+
+def test_theme_follows_the_system_and_server_stays_local() -> None:
+    import tomllib
+
+    config = tomllib.loads((Path(APP).parent / ".streamlit" / "config.toml").read_text())
+    assert "base" not in config.get("theme", {}), "a fixed base theme ignores the system's dark mode"
+    assert config["server"]["address"] == "localhost"
+
+
+def test_the_user_picks_the_decoder_among_those_configured(
+    models: Models, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RAG_DECODER_CHOICES", '["/models/other-decoder"]')
+    built: list[str] = []
+    make = test_ui_app.resources.make_generator
+
+    def recording(settings: Any) -> Any:
+        built.append(settings.decoder_model)
+        return make(settings)
+
+    monkeypatch.setattr(test_ui_app.resources, "make_generator", recording)
+    at = start()
+    picker = at.selectbox(key="opt_decoder")
+    assert picker.options == ["Default (SmolLM2-135M-Instruct)", "/models/other-decoder"]
+    ask(at, "When was the Eiffel Tower completed?")
+    picker.set_value("/models/other-decoder").run()
+    ask(at, "What leavens sourdough bread?")
+    assert built == ["default", "/models/other-decoder"]
+    assert "Answers (decoder): " in " ".join(texts(at.sidebar.caption))
+    # The choice is saved with the chat.
+    again = reload(at)
+    assert again.selectbox(key="opt_decoder").value == "/models/other-decoder"
+    assert models.encoder_builds == 1  # one encoder for every decoder

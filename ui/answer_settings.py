@@ -28,9 +28,13 @@ class AnswerOptions:
     k: int
     mode: RetrieverMode
     params: DecodingParams
+    decoder: str  # one of Settings.decoder_model and Settings.decoder_choices
 
 
-OPTION_KEYS = ("opt_k", "opt_mode", "opt_max_new_tokens", "opt_sampling", "opt_t", "opt_top_k", "opt_top_p")
+OPTION_KEYS = (
+    "opt_decoder", "opt_k", "opt_mode", "opt_max_new_tokens", "opt_sampling",
+    "opt_t", "opt_top_k", "opt_top_p",
+)  # fmt: skip
 
 
 def saved_options() -> dict[str, Any]:
@@ -42,13 +46,35 @@ def restore_options(values: dict[str, Any]) -> None:
     """Set the controls to a chat's saved values (before they are drawn)."""
     modes = get_args(RetrieverMode)
     for k, v in values.items():
-        if k in OPTION_KEYS and not (k == "opt_mode" and v not in modes):
+        if k == "opt_mode" and v not in modes:
+            continue  # saved by another version; the widget would reject it
+        if k in OPTION_KEYS:
             st.session_state[k] = v
+
+
+def decoders(settings: Settings) -> list[str]:
+    """The decoders a user may pick: the configured one first, then the other choices."""
+    return list(dict.fromkeys([settings.decoder_model, *settings.decoder_choices]))
+
+
+def decoder_label(model: str) -> str:
+    return "Default (SmolLM2-135M-Instruct)" if model == "default" else model
 
 
 def answer_options(settings: Settings) -> AnswerOptions:
     """Draw the controls (in the current container) and return what they say."""
     modes: list[RetrieverMode] = list(get_args(RetrieverMode))
+    choices = decoders(settings)
+    if st.session_state.get("opt_decoder") not in choices:  # a chat saved with a choice now gone
+        st.session_state.pop("opt_decoder", None)
+    decoder = settings.decoder_model
+    if len(choices) > 1:
+        _default("opt_decoder", settings.decoder_model)
+        decoder = str(st.selectbox(
+            "Language model", choices, format_func=decoder_label, key="opt_decoder",
+            help="The decoders configured with RAG_DECODER_MODEL and RAG_DECODER_CHOICES. "
+            "Each one is loaded the first time it answers, and stays loaded.",
+        ))  # fmt: skip
     _default("opt_k", min(settings.k, 12))
     _default("opt_mode", settings.retriever)
     _default("opt_max_new_tokens", min(max(settings.max_new_tokens, 16), 512))
@@ -90,7 +116,9 @@ def answer_options(settings: Settings) -> AnswerOptions:
         top_p=float(top_p),
         repetition_penalty=settings.repetition_penalty,
     )
-    return AnswerOptions(k=int(k), mode=mode if mode is not None else settings.retriever, params=params)
+    return AnswerOptions(
+        k=int(k), mode=mode if mode is not None else settings.retriever, params=params, decoder=decoder
+    )
 
 
 def _default(key: str, value: Any) -> None:

@@ -123,21 +123,21 @@ def answer_next(settings: Settings, c: Collection, store: ChatStore, chat_id: st
         # Loaded on the first question, not at start-up: browsing and uploading do not
         # need the decoder. Two steps, so a failure names the part that failed.
         try:
-            load_s = resources.load_generator_visibly(settings)
+            load_s = resources.load_generator_visibly(resources.decoder_settings(settings, options.decoder))
         except Exception as e:
             log.exception("loading the language model failed")
             queue.remove(item)
             st.error(f"Cannot load the language model: {error_text(e)}")
             return
         try:
-            chain = resources.shared_chain(settings, c.index_dir, index_revision(c))
+            chain = resources.shared_chain(settings, c.index_dir, index_revision(c), options.decoder)
         except Exception as e:
             log.exception("opening the chain for %s failed", c.name)
             queue.remove(item)
             st.error(f"Cannot open the collection {escape_markdown(repr(c.name))}: {error_text(e)}")
             return
-        queue.remove(item)
         regenerate = bool(item.get("regenerate"))
+        queue.remove(item)  # ask() holds it from here (no Streamlit call in between)
         turn = ask(chain, item, turns[:-1] if regenerate else turns, options)
     if turn is None:
         return
@@ -156,9 +156,13 @@ def chat_area(settings: Settings, c: Collection, store: ChatStore, chat_id: str,
     key = chat_key(c.name, chat_id)
     turns = store.turns(chat_id) if chat_id else []
     stopped = resume_interrupted()
-    if stopped is not None and chat_id:
-        store.add_turn(chat_id, stopped)
-        turns.append(stopped)
+    if stopped is not None:
+        # Saved to the chat it was asked in (the user may have opened another since).
+        where, turn = stopped
+        collection_name, _, stopped_chat = where.partition("/")
+        ChatStore(settings.index_path(collection_name)).add_turn(stopped_chat, turn)
+        if where == key:
+            turns.append(turn)
     queue: list[dict[str, str]] = st.session_state.setdefault("queue", [])
     head = next((q for q in queue if q["chat"] == key), None)
     render_history(turns[:-1] if head and head.get("regenerate") else turns, key, c.documents_dir)
@@ -213,7 +217,7 @@ def main() -> None:
         st.divider()
         st.subheader("Answers")
         options = answer_options(settings)
-        resources.render_models(settings)
+        resources.render_models(settings, options.decoder)
 
     ensure_index(settings, c, encoder_ready=True)
 

@@ -116,9 +116,11 @@ def render_queue(queue: Sequence[dict[str, str]], chat_key: str) -> None:
                 st.caption("Queued: answered after the current one.")
 
 
-def resume_interrupted() -> Turn | None:
-    """After an interrupted run: the stopped turn to save (Stop), or None (question re-queued)."""
+def resume_interrupted() -> tuple[str, Turn] | None:
+    """After an interrupted run: (chat key, stopped turn) to save (Stop), or None (nothing
+    was interrupted, or its question was put back at the head of the queue)."""
     writing = st.session_state.pop("writing", None)
+    # Popped either way: a Stop clicked just as an answer ended must not stop the next one.
     stop = st.session_state.pop("stop_requested", False)
     if writing is None:
         return None
@@ -129,7 +131,7 @@ def resume_interrupted() -> Turn | None:
         return None
     if item.get("regenerate"):
         return None  # the answer being replaced stays
-    return Turn(
+    return item["chat"], Turn(
         writing["question"],
         writing["text"],
         False,
@@ -151,6 +153,12 @@ def ask(chain: RagChain, item: dict[str, str], turns: Sequence[Turn], options: A
     from rag.chain import Done, Retrieved, Token
 
     question = item["question"]
+    # Before any Streamlit call (where a click can interrupt the run): from here on the
+    # question is either in "writing" or saved, never in neither.
+    writing: dict[str, Any] = {
+        **item, "text": "", "sources": [], "started": time.time(), "mode": options.mode,
+    }  # fmt: skip
+    st.session_state["writing"] = writing
     with st.chat_message("user"):
         st.markdown(escape_markdown(question))
     with st.chat_message("assistant"):
@@ -158,10 +166,6 @@ def ask(chain: RagChain, item: dict[str, str], turns: Sequence[Turn], options: A
         stop_slot = st.empty()
         stop_slot.button("Stop", icon=":material/stop_circle:", key="stop", on_click=_stop_clicked)
         placeholder.caption("Searching your documents…")
-        writing: dict[str, Any] = {
-            **item, "text": "", "sources": [], "started": time.time(), "mode": options.mode,
-        }  # fmt: skip
-        st.session_state["writing"] = writing
         text = ""
         sources: list[Source] = []
         abstained = False
@@ -199,7 +203,6 @@ def ask(chain: RagChain, item: dict[str, str], turns: Sequence[Turn], options: A
             close = getattr(events, "close", None)
             if close is not None:
                 close()
-        st.session_state.pop("writing", None)
         stop_slot.empty()
         seconds = time.perf_counter() - t0
         if answer is not None:
@@ -212,7 +215,9 @@ def ask(chain: RagChain, item: dict[str, str], turns: Sequence[Turn], options: A
             turn = Turn(question, text, abstained, sources, [], seconds, options.mode)
         with placeholder.container():
             render_answer_text(turn, "new")
-        return turn
+    # Last: the caller saves the turn with no Streamlit call in between.
+    st.session_state.pop("writing", None)
+    return turn
 
 
 def error_text(e: BaseException) -> str:

@@ -46,6 +46,13 @@ def make_chain(settings: Settings, index_dir: Path, encoder: Encoder, generator:
     return build_chain(settings, index_dir, encoder=encoder, generator=generator)
 
 
+def decoder_settings(settings: Settings, decoder: str) -> Settings:
+    """The settings with ``decoder`` (one of the configured choices) as the decoder."""
+    if decoder == settings.decoder_model:
+        return settings
+    return settings.with_overrides(decoder_model=decoder, decoder_gguf_file=None)
+
+
 def settings_key(settings: Settings) -> str:
     """Cache key of a settings object (Settings is frozen, so its JSON is its identity)."""
     return settings.model_dump_json()
@@ -124,14 +131,14 @@ def configured_name(model: str) -> str:
     return "the default model" if model == "default" else model
 
 
-def render_models(settings: Settings) -> None:
+def render_models(settings: Settings, decoder: str) -> None:
     """Sidebar: which models answer (encoder, decoder, reader) and on which device."""
-    key = settings_key(settings)
+    decoding = decoder_settings(settings, decoder)
     models = loaded_models()
     with st.expander("Models", icon=":material/memory:"):
-        for role, label, configured in (
-            ("encoder", "Search (encoder)", settings.encoder_model),
-            ("decoder", "Answers (decoder)", settings.decoder_model),
+        for role, label, configured, key in (
+            ("encoder", "Search (encoder)", settings.encoder_model, settings_key(settings)),
+            ("decoder", "Answers (decoder)", decoding.decoder_model, settings_key(decoding)),
         ):
             info = models.get((role, key))
             if info is None:
@@ -157,14 +164,16 @@ class _LiveChains:
         self._lock = threading.Lock()
         self._chains: dict[tuple[str, str], tuple[str, RagChain]] = {}
 
-    def get(self, settings: Settings, key: str, index_dir: str, revision: str) -> RagChain:
+    def get(self, settings: Settings, decoding: Settings, index_dir: str, revision: str) -> RagChain:
+        """``decoding``: the settings with the chosen decoder (the encoder is ``settings``')."""
+        key = settings_key(decoding)
         with self._lock:  # one build at a time: two sessions must not load the index twice
             hit = self._chains.get((key, index_dir))
             if hit is not None and hit[0] == revision:
                 return hit[1]
             self._chains.pop((key, index_dir), None)  # release the old one before loading
-            chain = make_chain(settings, Path(index_dir), shared_encoder(settings, key),
-                               shared_generator(settings, key))
+            encoder = shared_encoder(settings, settings_key(settings))
+            chain = make_chain(decoding, Path(index_dir), encoder, shared_generator(decoding, key))
             self._chains[(key, index_dir)] = (revision, chain)
             return chain
 
@@ -174,11 +183,13 @@ def _live_chains() -> _LiveChains:
     return _LiveChains()
 
 
-def shared_chain(settings: Settings, index_dir: Path, revision: str) -> RagChain:
-    """The chain over the collection at ``revision`` (the name of its live generation)."""
+def shared_chain(settings: Settings, index_dir: Path, revision: str, decoder: str | None = None) -> RagChain:
+    """The chain over the collection at ``revision`` (the name of its live generation),
+    answering with ``decoder`` (one of the configured choices; default the configured one)."""
+    decoding = decoder_settings(settings, decoder or settings.decoder_model)
     label = "Opening the collection (its index, and the reader model the first time)…"
     with st.spinner(label, show_time=True):
-        return _live_chains().get(settings, settings_key(settings), str(index_dir), revision)
+        return _live_chains().get(settings, decoding, str(index_dir), revision)
 
 
 @st.cache_resource
