@@ -165,7 +165,8 @@ def chat_area(settings: Settings, c: Collection, store: ChatStore, chat_id: str,
             turns.append(turn)
     queue: list[dict[str, str]] = st.session_state.setdefault("queue", [])
     head = next((q for q in queue if q["chat"] == key), None)
-    render_history(turns[:-1] if head and head.get("regenerate") else turns, key, c.documents_dir)
+    shown = turns[:-1] if head and head.get("regenerate") else turns
+    render_history(shown, key, c.documents_dir, settings.rrf_k)
     if not ready and not turns and not resources.job_board().running(c.name):
         st.info(
             "Add documents with **Add documents** in the sidebar, then ask about them here.",

@@ -79,12 +79,12 @@ def _regenerate(chat_key: str, question: str) -> None:
 
 
 def render_actions(turn: Turn, key: str, chat_key: str, last: bool) -> None:
-    cols = st.columns([1, 1, 6])
-    with cols[0].popover("Copy", icon=":material/content_copy:"):
+    row = st.container(horizontal=True)  # sized to the buttons, whatever the page width
+    with row.popover("Copy", icon=":material/content_copy:"):
         # The code block has the browser's copy button; the text is exactly the answer.
         st.code(turn.answer, language=None, wrap_lines=True)
     if last:
-        cols[1].button(
+        row.button(
             "Regenerate",
             icon=":material/refresh:",
             key=f"regen_{key}",
@@ -94,7 +94,7 @@ def render_actions(turn: Turn, key: str, chat_key: str, last: bool) -> None:
         )
 
 
-def render_history(turns: Sequence[Turn], chat_key: str, documents_dir: Any) -> None:
+def render_history(turns: Sequence[Turn], chat_key: str, documents_dir: Any, rrf_k: int) -> None:
     for i, t in enumerate(turns):
         key = f"t{i}"
         with st.chat_message("user"):
@@ -103,7 +103,7 @@ def render_history(turns: Sequence[Turn], chat_key: str, documents_dir: Any) -> 
         # layout on the next run, so no stale copy of an answer lingers while it re-runs.
         with st.chat_message("assistant"), st.container():
             render_answer_text(t, key)
-            render_sources(t, key, documents_dir, expanded=i == len(turns) - 1)
+            render_sources(t, key, documents_dir, rrf_k, expanded=i == len(turns) - 1)
             render_actions(t, key, chat_key, last=i == len(turns) - 1)
 
 

@@ -20,9 +20,12 @@ from ui.preview import PreviewError, document_path, document_text, pdf_page_imag
 SCORE_NAME = {"hybrid": "rank fusion", "dense": "cosine similarity", "bm25": "BM25"}
 
 
-def relevance(score: float, best: float) -> str:
-    """Five dots, filled in proportion to the score's share of the best score."""
-    share = score / best if best > 0 else 0.0
+def relevance(score: float, best: float, mode: str, rrf_k: int) -> str:
+    """Five dots. Hybrid: the share of the highest rank-fusion score there is (ranked first
+    by both searches), so "both agree" reads as full and "one of them" as half. Otherwise
+    (cosine, BM25): the share of the best passage's score."""
+    ceiling = 2 / (rrf_k + 1) if mode == "hybrid" else best
+    share = score / ceiling if ceiling > 0 else 0.0
     filled = max(1, min(5, round(share * 5)))
     return "●" * filled + "○" * (5 - filled)
 
@@ -31,15 +34,19 @@ def source_anchor(key: str, n: int) -> str:
     return f"src-{key}-{n}"
 
 
-def source_heading(s: Source, cited: bool, best: float) -> str:
+def source_heading(s: Source, cited: bool, dots: str) -> str:
     page = f" · page {s.page}" if s.page is not None else ""
     mark = " · :green-badge[cited]" if cited else ""
-    return f"**\\[{s.n}\\] {escape_markdown(s.source)}**{page} · relevance {relevance(s.score, best)}{mark}"
+    return f"**\\[{s.n}\\] {escape_markdown(s.source)}**{page} · relevance {dots}{mark}"
 
 
 def score_help(s: Source, mode: str) -> str:
     kind = SCORE_NAME.get(mode, "ranking score")
-    return f"Raw score {s.score:.4g} ({kind}). The dots compare it with the best passage of this answer."
+    if mode == "hybrid":
+        how = "Full dots: both searches (meaning and keywords) ranked it first."
+    else:
+        how = "The dots compare it with the best passage of this answer."
+    return f"Raw score {s.score:.4g} ({kind}). {how}"
 
 
 @st.dialog("Source", width="large")
@@ -65,7 +72,7 @@ def open_source(documents_dir: str, s: Source, words: frozenset[str]) -> None:
         st.markdown("\n\n".join(p for p in parts if p))
 
 
-def render_sources(turn: Turn, key: str, documents_dir: Path, *, expanded: bool) -> None:
+def render_sources(turn: Turn, key: str, documents_dir: Path, rrf_k: int, *, expanded: bool) -> None:
     if not turn.sources:
         return
     title = "Nearest passages" if turn.abstained else f"Sources ({len(turn.sources)})"
@@ -77,7 +84,8 @@ def render_sources(turn: Turn, key: str, documents_dir: Path, *, expanded: bool)
             cited = s.n in turn.cited and not turn.abstained
             with st.container(border=True):
                 st.html(f'<span id="{source_anchor(key, s.n)}"></span>')
-                st.markdown(source_heading(s, cited, best), help=score_help(s, turn.mode))
+                dots = relevance(s.score, best, turn.mode, rrf_k)
+                st.markdown(source_heading(s, cited, dots), help=score_help(s, turn.mode))
                 st.markdown(passage_markdown(s.text, words if cited else frozenset()))
                 label = "Open the page" if s.page is not None else "Show in the document"
                 if st.button(label, key=f"open_{key}_{s.n}", icon=":material/open_in_new:"):
