@@ -166,7 +166,10 @@ def test_citation_links_to_its_source_and_opens_the_pdf_page(models: Models) -> 
     passage = bot.expander[0].markdown[1].value
     assert "Denmark 5\\.8 42\\,951 Copenhagen Danish\\\n" in passage  # table rows stay rows
 
-    next(b for b in bot.button if b.label == "Open the page").click().run()
+    # The cited source, right under the answer, opens its page.
+    cite = at.button(key="cite_t0_1")
+    assert cite.label == "\\[1\\] multicolumn\\.pdf · page 3"
+    cite.click().run()
     dialog = at.get("dialog")[0]
     inside = _walk(dialog)
     assert any(e.type == "image" for e in inside), "the dialog shows the page image"

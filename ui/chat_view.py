@@ -23,7 +23,7 @@ from rag.types import Answer, Source
 from ui.answer_settings import AnswerOptions
 from ui.chat_store import Turn
 from ui.highlight import answer_markdown, escape_markdown
-from ui.source_view import render_sources
+from ui.source_view import render_citations, render_sources
 
 if TYPE_CHECKING:
     from rag.chain import RagChain
@@ -103,6 +103,7 @@ def render_history(turns: Sequence[Turn], chat_key: str, documents_dir: Any, rrf
         # layout on the next run, so no stale copy of an answer lingers while it re-runs.
         with st.chat_message("assistant"), st.container():
             render_answer_text(t, key)
+            render_citations(t, key, documents_dir)
             render_sources(t, key, documents_dir, rrf_k, expanded=i == len(turns) - 1)
             render_actions(t, key, chat_key, last=i == len(turns) - 1)
 

@@ -26,7 +26,7 @@ def relevance(score: float, best: float, mode: str, rrf_k: int) -> str:
     (cosine, BM25): the share of the best passage's score."""
     ceiling = 2 / (rrf_k + 1) if mode == "hybrid" else best
     share = score / ceiling if ceiling > 0 else 0.0
-    filled = max(1, min(5, round(share * 5)))
+    filled = max(1, min(5, int(share * 5 + 0.5)))  # half up: round() would make 2.5 two dots
     return "●" * filled + "○" * (5 - filled)
 
 
@@ -70,6 +70,22 @@ def open_source(documents_dir: str, s: Source, words: frozenset[str]) -> None:
     with st.container(height=480):
         st.caption("The passage is between the lines.")
         st.markdown("\n\n".join(p for p in parts if p))
+
+
+def render_citations(turn: Turn, key: str, documents_dir: Path) -> None:
+    """One button per cited source, right under the answer (visible even when the sources
+    list is folded): it opens the page or the passage in its document."""
+    cited = [s for s in turn.sources if s.n in turn.cited] if not turn.abstained else []
+    if not cited:
+        return
+    words = frozenset(support_words(turn.answer, turn.question))
+    row = st.container(horizontal=True)
+    for s in cited:
+        page = f" · page {s.page}" if s.page is not None else ""
+        label = f"\\[{s.n}\\] {escape_markdown(s.source)}{page}"
+        if row.button(label, key=f"cite_{key}_{s.n}", icon=":material/description:", type="tertiary",
+                      help="Open the cited page with the passage marked"):  # fmt: skip
+            open_source(str(documents_dir), s, words)
 
 
 def render_sources(turn: Turn, key: str, documents_dir: Path, rrf_k: int, *, expanded: bool) -> None:
