@@ -311,3 +311,21 @@ def test_the_user_picks_the_decoder_among_those_configured(
     again = reload(at)
     assert again.selectbox(key="opt_decoder").value == "/models/other-decoder"
     assert models.encoder_builds == 1  # one encoder for every decoder
+
+
+def test_an_answer_cut_by_the_length_limit_says_so(models: Models) -> None:
+    from rag.testing import FakeGenerator
+
+    models.generator = FakeGenerator(
+        script="The warranty lasts 24 months from the date of purchase [1]. Descaling every month "
+        "keeps the boiler clean, which the manual explains at some length [1]."
+    )
+    at = start()
+    upload(at, [("manual.txt", test_ui_app.MANUAL, "text/plain")])
+    at.slider(key="opt_max_new_tokens").set_value(16).run()
+    ask(at, "How long does the espresso machine warranty last from the date of purchase?")
+    assert any("reached its length limit" in c for c in texts(at.chat_message[1].caption))
+    at.slider(key="opt_max_new_tokens").set_value(64).run()
+    at.button(key="regen_t0").click()
+    settle(at)
+    assert not any("reached its length limit" in c for c in texts(at.chat_message[1].caption))

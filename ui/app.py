@@ -122,8 +122,9 @@ def answer_next(settings: Settings, c: Collection, store: ChatStore, chat_id: st
     with answer_area:
         # Loaded on the first question, not at start-up: browsing and uploading do not
         # need the decoder. Two steps, so a failure names the part that failed.
+        decoding = resources.decoder_settings(settings, options.decoder)
         try:
-            load_s = resources.load_generator_visibly(resources.decoder_settings(settings, options.decoder))
+            load_s = resources.load_generator_visibly(decoding)
         except Exception as e:
             log.exception("loading the language model failed")
             queue.remove(item)
@@ -138,7 +139,9 @@ def answer_next(settings: Settings, c: Collection, store: ChatStore, chat_id: st
             return
         regenerate = bool(item.get("regenerate"))
         queue.remove(item)  # ask() holds it from here (no Streamlit call in between)
-        turn = ask(chain, item, turns[:-1] if regenerate else turns, options)
+        resources.BudgetWatch.reset()
+        hit_budget = resources.BudgetWatch.last_reply_hit_budget
+        turn = ask(chain, item, turns[:-1] if regenerate else turns, options, hit_budget)
     if turn is None:
         return
     if load_s:

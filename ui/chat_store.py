@@ -60,6 +60,7 @@ class Turn:
     evidence: list[str] = field(default_factory=list)  # quoted sentences the answer rests on
     method: str = "generated"  # "extracted": the decoder's reply could not be backed up
     stopped: bool = False  # the user stopped it while it was being written
+    truncated: bool = False  # the decoder used its whole token budget (the answer was cut)
     timings: dict[str, float] = field(default_factory=dict)
     created: float = field(default_factory=time.time)
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import streamlit as st
@@ -69,6 +69,11 @@ def render_answer_text(turn: Turn, key: str) -> None:
             st.caption("Quoted from the passage: the model's own wording could not be backed up.")
     if turn.stopped:
         st.caption("Stopped before the answer was finished.")
+    if turn.truncated:
+        st.caption(
+            "The answer reached its length limit and was cut at its last full sentence; "
+            "raise **Longest answer** in the sidebar and regenerate for a longer one."
+        )
     if caption := timing_caption(turn):
         st.caption(caption)
 
@@ -148,9 +153,16 @@ def _stop_clicked() -> None:
     st.session_state["stop_requested"] = True
 
 
-def ask(chain: RagChain, item: dict[str, str], turns: Sequence[Turn], options: AnswerOptions) -> Turn | None:
+def ask(
+    chain: RagChain,
+    item: dict[str, str],
+    turns: Sequence[Turn],
+    options: AnswerOptions,
+    hit_budget: Callable[[], bool] | None = None,
+) -> Turn | None:
     """Stream the answer to a queued question (``item``) into the page; the finished turn,
-    or None after an error shown."""
+    or None after an error shown. ``hit_budget`` says whether the decoder's reply used its
+    whole token budget (the user is then told the answer was cut)."""
     from rag.chain import Done, Retrieved, Token
 
     question = item["question"]
@@ -212,6 +224,7 @@ def ask(chain: RagChain, item: dict[str, str], turns: Sequence[Turn], options: A
                 list(answer.cited), seconds, options.mode, list(answer.evidence), answer.method,
                 timings=dict(answer.timings),
             )  # fmt: skip
+            turn.truncated = hit_budget is not None and answer.method == "generated" and hit_budget()
         else:
             turn = Turn(question, text, abstained, sources, [], seconds, options.mode)
         with placeholder.container():

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
     from streamlit.delta_generator import DeltaGenerator
 
     from rag.chain import RagChain
-    from rag.types import Encoder, Generator
+    from rag.types import DecodingParams, Encoder, Generator
 
 
 def make_encoder(settings: Settings) -> Encoder:
@@ -151,6 +152,45 @@ def render_models(settings: Settings, decoder: str) -> None:
         st.caption("Set with RAG_ENCODER_MODEL, RAG_DECODER_MODEL and RAG_DEVICE before starting.")
 
 
+class BudgetWatch:
+    """The decoder, noting whether its last reply used its whole token budget.
+
+    The chain trims such a reply to its last full sentence, so the answer alone does not
+    show that it was cut; the page tells the user. Noted per thread: each browser session
+    streams in its own script thread, which is also where the chain reads the decoder.
+    """
+
+    _last = threading.local()
+
+    def __init__(self, inner: Generator) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.context_window = inner.context_window
+
+    def count_tokens(self, text: str) -> int:
+        return self.inner.count_tokens(text)
+
+    def stream(self, messages: Sequence[dict[str, str]], params: DecodingParams) -> Iterator[str]:
+        BudgetWatch._last.hit = False
+        pieces: list[str] = []
+        for piece in self.inner.stream(messages, params):
+            pieces.append(piece)
+            yield piece
+        BudgetWatch._last.hit = self.inner.count_tokens("".join(pieces)) >= params.max_new_tokens
+
+    def __getattr__(self, name: str) -> Any:  # device, load_seconds...: the decoder's own
+        return getattr(self.inner, name)
+
+    @staticmethod
+    def reset() -> None:
+        BudgetWatch._last.hit = False
+
+    @staticmethod
+    def last_reply_hit_budget() -> bool:
+        """Whether the last reply streamed in this thread used the whole budget."""
+        return bool(getattr(BudgetWatch._last, "hit", False))
+
+
 class _LiveChains:
     """The one chain (and so the one loaded index) per collection and settings.
 
@@ -173,7 +213,8 @@ class _LiveChains:
                 return hit[1]
             self._chains.pop((key, index_dir), None)  # release the old one before loading
             encoder = shared_encoder(settings, settings_key(settings))
-            chain = make_chain(decoding, Path(index_dir), encoder, shared_generator(decoding, key))
+            decoder = BudgetWatch(shared_generator(decoding, key))
+            chain = make_chain(decoding, Path(index_dir), encoder, decoder)
             self._chains[(key, index_dir)] = (revision, chain)
             return chain
 
