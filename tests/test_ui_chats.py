@@ -329,3 +329,26 @@ def test_an_answer_cut_by_the_length_limit_says_so(models: Models) -> None:
     at.button(key="regen_t0").click()
     settle(at)
     assert not any("reached its length limit" in c for c in texts(at.chat_message[1].caption))
+
+
+def test_a_failed_answer_keeps_its_question(models: Models) -> None:
+    from rag.testing import FakeGenerator
+
+    class BrokenOnce(FakeGenerator):
+        failed = False
+
+        def stream(self, messages: Any, params: Any) -> Any:
+            if not self.failed:
+                self.failed = True
+                raise RuntimeError("decoder exploded")
+            return super().stream(messages, params)
+
+    models.generator = BrokenOnce()
+    at = start()
+    ask(at, "When was the Eiffel Tower completed?")
+    again = reload(at)
+    assert texts(again.chat_message[0].markdown) == ["When was the Eiffel Tower completed?"]
+    assert any(e.startswith("Could not answer") for e in texts(again.chat_message[1].error))
+    # A failed answer is no history for the next question.
+    ask(again, "What leavens sourdough bread?")
+    assert models.stream_calls[-1]["history"] == []

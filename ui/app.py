@@ -123,27 +123,32 @@ def answer_next(settings: Settings, c: Collection, store: ChatStore, chat_id: st
         # Loaded on the first question, not at start-up: browsing and uploading do not
         # need the decoder. Two steps, so a failure names the part that failed.
         decoding = resources.decoder_settings(settings, options.decoder)
+        failed = ""
         try:
             load_s = resources.load_generator_visibly(decoding)
         except Exception as e:
             log.exception("loading the language model failed")
+            failed = f"Cannot load the language model: {error_text(e)}"
+        if not failed:
+            try:
+                chain = resources.shared_chain(settings, c.index_dir, index_revision(c), options.decoder)
+            except Exception as e:
+                log.exception("opening the chain for %s failed", c.name)
+                failed = f"Cannot open the collection {c.name!r}: {error_text(e)}"
+        if failed:
+            # The question stays in the chat, with why it has no answer.
             queue.remove(item)
-            st.error(f"Cannot load the language model: {error_text(e)}")
-            return
-        try:
-            chain = resources.shared_chain(settings, c.index_dir, index_revision(c), options.decoder)
-        except Exception as e:
-            log.exception("opening the chain for %s failed", c.name)
-            queue.remove(item)
-            st.error(f"Cannot open the collection {escape_markdown(repr(c.name))}: {error_text(e)}")
+            if not item.get("regenerate"):
+                store.add_turn(chat_id, Turn(item["question"], "", False, error=failed))
+            st.error(escape_markdown(failed))
             return
         regenerate = bool(item.get("regenerate"))
         queue.remove(item)  # ask() holds it from here (no Streamlit call in between)
         resources.BudgetWatch.reset()
         hit_budget = resources.BudgetWatch.last_reply_hit_budget
         turn = ask(chain, item, turns[:-1] if regenerate else turns, options, hit_budget)
-    if turn is None:
-        return
+    if turn.error and regenerate:
+        return  # the answer it was to replace stays; the error is on the page until the next run
     if load_s:
         turn.timings["model_load_s"] = load_s
     if regenerate:

@@ -61,6 +61,7 @@ class Turn:
     method: str = "generated"  # "extracted": the decoder's reply could not be backed up
     stopped: bool = False  # the user stopped it while it was being written
     truncated: bool = False  # the decoder used its whole token budget (the answer was cut)
+    error: str = ""  # why there is no answer (a model failed to load, the chain failed)
     timings: dict[str, float] = field(default_factory=dict)
     created: float = field(default_factory=time.time)
 

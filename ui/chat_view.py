@@ -37,7 +37,7 @@ __all__ = ["Turn", "ask", "error_text", "history_pairs", "render_history"]
 
 def history_pairs(turns: Sequence[Turn]) -> list[tuple[str, str]]:
     """(question, answer) pairs for the chain, which rewrites follow-ups with them."""
-    return [(t.question, t.answer) for t in turns if not t.abstained and not t.stopped]
+    return [(t.question, t.answer) for t in turns if not (t.abstained or t.stopped or t.error)]
 
 
 def timing_caption(turn: Turn) -> str:
@@ -56,6 +56,10 @@ def timing_caption(turn: Turn) -> str:
 
 
 def render_answer_text(turn: Turn, key: str) -> None:
+    if turn.error:
+        # Kept in the chat with its question, so nothing the user asked disappears.
+        st.error(escape_markdown(turn.error), icon=":material/error:")
+        return
     if turn.abstained:
         st.warning(
             escape_markdown(turn.answer) or "The documents do not answer this question.",
@@ -159,9 +163,9 @@ def ask(
     turns: Sequence[Turn],
     options: AnswerOptions,
     hit_budget: Callable[[], bool] | None = None,
-) -> Turn | None:
-    """Stream the answer to a queued question (``item``) into the page; the finished turn,
-    or None after an error shown. ``hit_budget`` says whether the decoder's reply used its
+) -> Turn:
+    """Stream the answer to a queued question (``item``) into the page; the finished turn
+    (with ``error`` set when it failed). ``hit_budget`` says whether the decoder's reply used its
     whole token budget (the user is then told the answer was cut)."""
     from rag.chain import Done, Retrieved, Token
 
@@ -206,10 +210,12 @@ def ask(
             # The page edge: whatever went wrong below, the user gets one readable line
             # and the server log gets the traceback.
             log.exception("answering %r failed", question)
-            st.session_state.pop("writing", None)
+            failed = Turn(question, "", False, sources, [], time.perf_counter() - t0, options.mode,
+                          error=f"Could not answer: {error_text(e)}")  # fmt: skip
             stop_slot.empty()
-            placeholder.error(f"Could not answer: {error_text(e)}", icon=":material/error:")
-            return None
+            placeholder.error(escape_markdown(failed.error), icon=":material/error:")
+            st.session_state.pop("writing", None)
+            return failed
         finally:
             # Also when Streamlit interrupts the run (Stop, a new click): closing the chain's
             # stream stops the decoder, which would otherwise keep writing for nobody.
