@@ -214,6 +214,16 @@ def test_first_start_then_upload_pdf_ask_and_see_the_source_page(
             assert image.evaluate("i => i.naturalWidth") > 500  # a rendered page, not an icon
             expect(dialog.get_by_text(re.compile(r"multicolumn\.pdf.*page \d"))).to_be_visible()
             page.screenshot(path=str(ARTIFACTS / "ui-e2e-citation-page.png"))
+
+            # A system in dark mode gets the dark theme; at phone width the chat still reads.
+            phone = browser.new_page(viewport={"width": 390, "height": 844}, color_scheme="dark")
+            phone.on("request", lambda r: hosts.add(urllib.parse.urlsplit(r.url).netloc or r.url[:5]))
+            phone.goto(page.url.split("#")[0])
+            expect(phone.locator('[data-testid="stChatMessage"]')).to_have_count(6, timeout=120_000)
+            app_root = phone.locator('[data-testid="stApp"]')
+            background = app_root.evaluate("e => getComputedStyle(e).backgroundColor")
+            assert sum(int(v) for v in re.findall(r"\d+", background)[:3]) < 200, background
+            phone.screenshot(path=str(ARTIFACTS / "ui-e2e-dark-phone.png"), full_page=True)
         except Exception:
             page.screenshot(path=str(ARTIFACTS / "ui-e2e-failure.png"), full_page=True)
             raise
