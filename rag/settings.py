@@ -115,6 +115,11 @@ class Settings(BaseSettings):
         "or a .gguf file.",
     )
     decoder_gguf_file: str | None = Field(None, description="GGUF file name inside decoder_model, if any.")
+    decoder_choices: list[str] = Field(
+        default_factory=list,
+        description="More decoders the app lets users pick (same forms as decoder_model, a .gguf file "
+        "for GGUF); RAG_DECODER_CHOICES='[\"HuggingFaceTB/SmolLM2-360M-Instruct\"]'.",
+    )
     # Tuned on SQuAD dev (benchmarks/tune_reader.py): short extractive answers score best;
     # longer budgets only let the 135M model ramble.
     max_new_tokens: int = Field(32, ge=1, le=4096)
@@ -139,6 +144,13 @@ class Settings(BaseSettings):
         le=1024,
         description="Answer and search requests the API admits at once (running or waiting "
         "for the model); more get 429.",
+    )
+
+    # --- the app (rag ui) ------------------------------------------------------------------
+    ui_password: SecretStr | None = Field(
+        None,
+        description="Password the app asks for before showing anything; required when the app "
+        "listens beyond localhost.",
     )
 
     @field_validator("device")

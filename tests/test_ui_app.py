@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import streamlit as st
+from streamlit import config as st_config
 from streamlit.testing.v1 import AppTest
 
 from rag.settings import Settings
@@ -91,7 +92,12 @@ def models(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Models]:
     monkeypatch.setattr(resources, "make_generator", make_generator)
     monkeypatch.setattr(resources, "make_chain", make_chain)
     st.cache_resource.clear()
+    # AppTest reads no config file: say what ui/.streamlit/config.toml says for a real server
+    # (the app refuses to serve beyond localhost without a password).
+    address = st_config.get_option("server.address")
+    st_config.set_option("server.address", "localhost")
     yield m
+    st_config.set_option("server.address", address)
     st.cache_resource.clear()
 
 
@@ -163,9 +169,10 @@ def test_upload_ingest_ask_answer_with_sources(models: Models) -> None:
     assert sources.label.startswith("Sources (")
     headings = [str(m.value) for m in sources.markdown]
     assert "Espresso manual\\.txt" in headings[0] and "cited" in headings[0]
-    # The sentence the answer rests on is highlighted; the other one is not.
-    highlighted = headings[1].split(":orange-background[", 1)[1].split("]", 1)[0]
-    assert "24 months" in highlighted and "Descaling" not in highlighted
+    # The answer's own words (not the question's) are highlighted in the cited passage.
+    highlighted = set(re.findall(r":orange-background\[([^\]]*)\]", headings[1]))
+    assert {"24", "months"} <= highlighted
+    assert not highlighted & {"warranty", "espresso", "Descaling", "purchase"}
     assert "Descaling" in headings[1]
     # Decoding and retrieval settings travel with the request.
     call = models.stream_calls[-1]
@@ -208,7 +215,11 @@ def test_remove_document(models: Models, tmp_path: Path) -> None:
     upload(at, [("manual.txt", MANUAL, "text/plain")])
     assert "manual.txt" in documents(at)
     at.multiselect(key="remove_sel_sample_0").set_value(["manual.txt"]).run()
-    at.button(key="remove_btn_sample").click()
+    at.button(key="remove_btn_sample").click().run()
+    # Nothing is removed before the user confirms.
+    assert "manual.txt" in documents(at)
+    assert any("Remove **manual.txt** from the collection?" in w for w in texts(at.warning))
+    at.button(key="remove_yes_sample").click()
     settle(at)
     assert documents(at) == {"bread.txt": "ready", "paris.md": "ready"}
     assert not (tmp_path / "indexes" / "sample" / "documents" / "manual.txt").exists()

@@ -3,8 +3,10 @@
 Starts the app exactly as `rag ui` does (``python -m streamlit run ui/app.py``) on a free
 localhost port with its indexes in a tmp dir, drives headless Chromium with Playwright:
 upload a PDF, wait for it to be ingested, ask a question whose answer is on page 3, and
-check the answer's sources name that file and page. Leaves a screenshot and the server's
-memory use under test-artifacts/ (gitignored).
+check the answer's sources name that file and page; then (issue 14) stop an answer while it
+is written, reload and find the chat again, and open a citation's PDF page as an image.
+Every request the page makes must go to the app itself (no fonts or icons from the
+internet). Leaves screenshots and the server's memory use under test-artifacts/ (gitignored).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -115,6 +118,9 @@ def test_first_start_then_upload_pdf_ask_and_see_the_source_page(
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 2400})
+        # Every request the page makes; all must go to the app itself (offline-safe).
+        hosts: set[str] = set()
+        page.on("request", lambda r: hosts.add(urllib.parse.urlsplit(r.url).netloc or r.url[:5]))
         try:
             page.goto(url)
             # First start: the default collection is seeded from corpora/sample and indexed
@@ -132,6 +138,10 @@ def test_first_start_then_upload_pdf_ask_and_see_the_source_page(
             # A new, empty collection: the page says what to do, the chat waits for documents.
             page.get_by_text("New collection").click()
             page.get_by_label("Name").fill("e2e")
+            # Enter commits the name first (one rerun), as a user who types it and presses Enter;
+            # a blur and a click landing in one rerun were seen to lose the click once.
+            page.get_by_label("Name").press("Enter")
+            page.wait_for_timeout(1000)
             page.get_by_role("button", name="Create").click()
             expect(page.get_by_text("This collection is empty")).to_be_visible(timeout=60_000)
             expect(page.locator('[data-testid="stChatInputTextArea"]')).to_be_disabled()
@@ -167,15 +177,60 @@ def test_first_start_then_upload_pdf_ask_and_see_the_source_page(
             box.fill("What is the capital of Austria according to the table of EU countries?")
             box.press("Enter")
             # Each finished answer ends with its time ("9.7 s").
-            expect(page.get_by_text(re.compile(r"^\d+\.\d s$"))).to_have_count(2, timeout=300_000)
+            expect(page.get_by_text(re.compile(r"^\d+\.\d s( · .*)?$"))).to_have_count(2, timeout=300_000)
             expect(page.locator('[data-testid="stChatMessage"]')).to_have_count(4)
             page.wait_for_timeout(500)  # let the last repaint land before the screenshot
             page.screenshot(path=str(ARTIFACTS / "ui-e2e.png"), full_page=True)
+
+            # Stop: clicked as soon as it shows, the answer ends there and says so; the
+            # question and what was written stay in the chat.
+            box.fill("Summarise everything the documents say about each EU country, one by one.")
+            box.press("Enter")
+            page.get_by_role("button", name="Stop").click(timeout=60_000)
+            expect(page.get_by_text("Stopped before the answer was finished")).to_be_visible(timeout=60_000)
+            expect(page.locator('[data-testid="stChatMessage"]')).to_have_count(6, timeout=30_000)
+            page.screenshot(path=str(ARTIFACTS / "ui-e2e-stopped.png"), full_page=True)
+
+            # A reload comes back to the same collection and chat.
+            assert "chat=" in page.url, page.url
+            page.reload()
+            expect(page.locator('[data-testid="stChatMessage"]')).to_have_count(6, timeout=120_000)
+            expect(page.locator('[data-testid="stChatMessage"]').first).to_contain_text(
+                "What is the capital of the Czech Republic?"
+            )
+            expect(page.get_by_role("heading", name="e2e")).to_be_visible()
+
+            # A citation marker jumps to its source; the source opens its PDF page as an image.
+            first = page.locator('[data-testid="stChatMessage"]').nth(1)
+            marker = first.locator('a[href^="#src-"]').first
+            target = marker.get_attribute("href") or ""
+            marker.click()
+            assert page.url.endswith(target), (page.url, target)
+            # Under the answer, the cited source opens its page (the sources list is folded).
+            first.get_by_role("button", name=re.compile(r"\[\d+\] multicolumn\.pdf · page \d")).first.click()
+            dialog = page.get_by_role("dialog")
+            image = dialog.locator("img").first
+            expect(image).to_be_visible(timeout=60_000)
+            assert image.evaluate("i => i.naturalWidth") > 500  # a rendered page, not an icon
+            expect(dialog.get_by_text(re.compile(r"multicolumn\.pdf.*page \d"))).to_be_visible()
+            page.screenshot(path=str(ARTIFACTS / "ui-e2e-citation-page.png"))
+
+            # A system in dark mode gets the dark theme; at phone width the chat still reads.
+            phone = browser.new_page(viewport={"width": 390, "height": 844}, color_scheme="dark")
+            phone.on("request", lambda r: hosts.add(urllib.parse.urlsplit(r.url).netloc or r.url[:5]))
+            phone.goto(page.url.split("#")[0])
+            expect(phone.locator('[data-testid="stChatMessage"]')).to_have_count(6, timeout=120_000)
+            app_root = phone.locator('[data-testid="stApp"]')
+            background = app_root.evaluate("e => getComputedStyle(e).backgroundColor")
+            assert sum(int(v) for v in re.findall(r"\d+", background)[:3]) < 200, background
+            phone.screenshot(path=str(ARTIFACTS / "ui-e2e-dark-phone.png"), full_page=True)
         except Exception:
             page.screenshot(path=str(ARTIFACTS / "ui-e2e-failure.png"), full_page=True)
             raise
         finally:
             browser.close()
+    local = urllib.parse.urlsplit(url).netloc
+    assert hosts <= {local, "data:", "blob:"}, f"the page fetched from elsewhere: {sorted(hosts - {local})}"
 
     # Memory of the app process (both models loaded, one question answered).
     rss = app.memory_info().rss / 2**20

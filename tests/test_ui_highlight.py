@@ -93,3 +93,39 @@ def test_answer_markdown_bolds_citations_only() -> None:
     md = answer_markdown("It is *big* [1] and <i>old</i> [12].")
     assert "**\\[1\\]**" in md and "**\\[12\\]**" in md
     assert "\\*big\\*" in md and "\\<i\\>" in md
+
+
+def test_passages_keep_their_lines_and_show_markdown_safely() -> None:
+    from ui.highlight import passage_markdown
+
+    text = (
+        "# Capitals ##\n\nCountry Capital\nDenmark Copenhagen\n- first item\n"
+        "![pixel](http://evil.test/p.png) <img src=x> [link](http://evil.test) \ue14c icon"
+    )
+    md = passage_markdown(text, {"copenhagen"})
+    lines = md.split("\n")
+    assert lines[0] == "**Capitals**"  # a heading, not "# Capitals ##"
+    assert lines[2] == "Country Capital\\"  # table rows stay rows (hard line breaks)
+    assert lines[3] == "Denmark :orange-background[Copenhagen]\\"
+    assert lines[4] == "• first item\\"
+    # Images, HTML and links from the document are text; icon-font glyphs (boxes) are dropped.
+    assert "\\!\\[pixel\\]\\(http" in lines[5] and "\\<img" in lines[5] and "\\[link\\]" in lines[5]
+    assert "\ue14c" not in md
+
+
+def test_support_words_are_the_answers_own() -> None:
+    from ui.highlight import support_words
+
+    assert support_words("The capital of Denmark is Copenhagen [1]", "What is the capital of Denmark?") == {
+        "copenhagen"
+    }
+
+
+def test_relevance_dots() -> None:
+    from ui.source_view import relevance
+
+    both_first = 2 / 61
+    assert relevance(both_first, both_first, "hybrid", 60) == "●●●●●"
+    assert relevance(1 / 61, both_first, "hybrid", 60) == "●●●○○"  # first in one search only
+    assert relevance(0.2, 0.8, "dense", 60) == "●○○○○"
+    assert relevance(8.0, 8.0, "bm25", 60) == "●●●●●"

@@ -11,6 +11,7 @@ the highlight directive this module adds itself.
 from __future__ import annotations
 
 import re
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 
 _PUNCT = re.compile(r"([!-/:-@\[-`{-~])")  # every ASCII punctuation character
@@ -164,10 +165,59 @@ def highlighted_markdown(passage: str, answer: str) -> str:
     return _SPACE.sub(" ", "".join(out)).strip()
 
 
-def answer_markdown(answer: str) -> str:
-    """The model's answer shown literally, with its [n] citation markers in bold.
+def answer_markdown(answer: str, anchor: str = "") -> str:
+    """The model's answer shown literally, with its [n] citation markers in bold; with an
+    ``anchor``, each marker links to its source on the page (``#src-ANCHOR-n``).
 
     The decoder can echo document text, so the answer is escaped like a passage.
     """
     escaped = escape_markdown(answer)
+    if anchor:
+        return re.sub(r"\\\[(\d{1,3})\\\]", rf"[**\\[\1\\]**](#src-{anchor}-\1)", escaped)
     return re.sub(r"\\\[(\d{1,3})\\\]", r"**\\[\1\\]**", escaped)
+
+
+_HEADING = re.compile(r"^\s{0,3}(#{1,6})\s+(.*?)\s*#*\s*$")
+_BULLET = re.compile(r"^\s*(?:[-*+•]|\d{1,3}[.)])\s+(.*)$")
+_PRIVATE = re.compile("[\ue000-\uf8ff\U000f0000-\U0010ffff]")  # icon-font glyphs: boxes in any other font
+
+
+def support_words(answer: str, question: str) -> set[str]:
+    """The answer's own words: its content words that the question did not already say.
+
+    "The capital of Denmark is Copenhagen [1]" asked as "What is the capital of Denmark?"
+    gives {"copenhagen"}: the words a reader looks for in the source.
+    """
+    return content_words(_CITATION.sub(" ", answer)) - content_words(question)
+
+
+def _mark_words(line: str, words: AbstractSet[str]) -> str:
+    """One line, escaped, with the given words (case-insensitive, whole words) highlighted."""
+    out = []
+    pos = 0
+    for m in _WORD.finditer(line):
+        if m.group().lower() in words:
+            out.append(escape_markdown(line[pos : m.start()]))
+            out.append(f":{HIGHLIGHT_COLOR}-background[{escape_markdown(m.group())}]")
+            pos = m.end()
+    out.append(escape_markdown(line[pos:]))
+    return "".join(out)
+
+
+def passage_markdown(text: str, words: AbstractSet[str] = frozenset()) -> str:
+    """A passage as readable, safe Markdown: its lines kept (table rows stay rows), Markdown
+    headings and bullets shown as such, everything else escaped (no links, images or HTML
+    from the document ever reach the page), ``words`` highlighted."""
+    blocks: list[list[str]] = [[]]
+    for raw in _PRIVATE.sub("", text).splitlines():
+        if not raw.strip():
+            if blocks[-1]:
+                blocks.append([])
+        elif h := _HEADING.match(raw):
+            blocks[-1].append(f"**{_mark_words(h.group(2), words)}**")
+        elif b := _BULLET.match(raw):
+            blocks[-1].append(f"• {_mark_words(b.group(1), words)}")
+        else:
+            blocks[-1].append(_mark_words(raw.strip(), words))
+    # A backslash at a line's end is a hard line break in CommonMark.
+    return "\n\n".join("\\\n".join(b) for b in blocks if b)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ingest.collection import validate_name
 from rag.settings import Settings
+from ui.access import exposure_problem
 from ui.collection import DEFAULT_COLLECTION
 
 APP_PATH = Path(__file__).resolve().parent / "app.py"
@@ -26,7 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--address",
         default="localhost",
-        help="interface to listen on (default localhost: this machine only)",
+        help="interface to listen on (default localhost: this machine only; any other needs "
+        "RAG_UI_PASSWORD)",
     )
     parser.add_argument(
         "--index",
@@ -71,6 +73,10 @@ def run(args: argparse.Namespace) -> int:
         settings = Settings()
     except ValueError as e:  # pydantic's ValidationError is a ValueError
         print(f"rag ui: {e}", file=sys.stderr)
+        return 2
+    problem = exposure_problem(args.address, settings)
+    if problem is not None:
+        print(f"rag ui: {problem}", file=sys.stderr)
         return 2
     print(f"docchat: http://{args.address}:{args.port}  (collection {args.collection!r}; Ctrl+C stops)")
     # The working directory is kept: relative settings paths (indexes/) mean the same thing

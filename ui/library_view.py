@@ -7,7 +7,7 @@ same code as the ingest script); this module only draws widgets and starts jobs.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,7 +20,7 @@ from ingest.uploads import ALLOWED_SUFFIXES, SaveResult, save_upload
 from rag.settings import Settings
 from rag.store import index_exists
 from ui import resources
-from ui.highlight import escape_markdown
+from ui.highlight import escape_markdown, passage_markdown
 
 if TYPE_CHECKING:
     from ingest.pipeline import IngestSummary, ProgressFn
@@ -49,11 +49,16 @@ def indexed_files(index_dir: str, revision: str) -> tuple[FileRecord, ...]:
 
 
 def _when(iso: str) -> str:
+    """An ISO time in the browser's zone."""
+    from ui.chats import local_time
+
     try:
         t = dt.datetime.fromisoformat(iso.replace("Z", "+00:00"))
     except ValueError:
         return iso
-    return t.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=dt.UTC)
+    return local_time(t.timestamp())
 
 
 def document_rows(
@@ -82,10 +87,20 @@ def start_ingest(
             progress=progress,
         )
 
+    _start(c, label, work)
+
+
+def _start(c: Collection, label: str, work: Callable[[ProgressFn], IngestSummary]) -> None:
+    board = resources.job_board()
     try:
-        resources.job_board().start(c.name, label, work)
+        board.start(c.name, label, work)
     except JobBusyError as e:
-        st.warning(str(e))
+        st.warning(escape_markdown(str(e)))
+        return
+    # This session reports the job's outcome; a session opened after it ended does not
+    # (a reload would otherwise bring back an old "Building the index" banner).
+    if (job := board.last(c.name)) is not None:
+        st.session_state.setdefault("watched_jobs", set()).add(job.id)
 
 
 def start_remove(settings: Settings, c: Collection, encoder: Encoder, sources: list[str]) -> None:
@@ -95,24 +110,23 @@ def start_remove(settings: Settings, c: Collection, encoder: Encoder, sources: l
         return remove_documents(c.documents_dir, c.index_dir, settings, sources, encoder=encoder)
 
     n = len(sources)
-    try:
-        resources.job_board().start(c.name, f"Removing {n} document{'s' * (n != 1)}", work)
-    except JobBusyError as e:
-        st.warning(str(e))
+    _start(c, f"Removing {n} document{'s' * (n != 1)}", work)
 
 
 def handle_uploads(settings: Settings, c: Collection, encoder: Encoder) -> None:
     """The uploader (in the current container): save the files, then ingest them."""
     key = f"uploader_{c.name}_{st.session_state.setdefault('uploader_round', 0)}"
     busy = resources.job_board().running(c.name)
+    # No `type=` filter: the browser's own rejection is a red chip with the reason in a
+    # tooltip, in MIME jargon; save_upload refuses other types with a plain sentence.
     files = st.file_uploader(
         "Add documents",
-        type=[s.lstrip(".") for s in ALLOWED_SUFFIXES],
         accept_multiple_files=True,
         key=key,
         max_upload_size=max(1, int(-(-settings.max_file_mb // 1))),
         disabled=busy,
-        help=f"PDF, text, Markdown or HTML; up to {settings.max_file_mb:g} MB each.",
+        help=f"PDF, text, Markdown or HTML ({', '.join(ALLOWED_SUFFIXES)}); "
+        f"up to {settings.max_file_mb:g} MB each.",
     )
     if files:
         max_bytes = int(settings.max_file_mb * 1024 * 1024)
@@ -131,9 +145,13 @@ def handle_uploads(settings: Settings, c: Collection, encoder: Encoder) -> None:
 
 
 def render_upload_results(results: Sequence[SaveResult]) -> None:
+    """What happened to each file of the last upload (an earlier upload's are not kept)."""
     for r in results:
         if r.outcome == "rejected":
-            st.error(escape_markdown(r.message), icon=":material/block:")
+            st.error(
+                f"**{escape_markdown(r.original_name)}** was not added: {escape_markdown(r.message)}",
+                icon=":material/block:",
+            )
         elif r.outcome == "duplicate":
             st.info(escape_markdown(r.message), icon=":material/info:")
 
@@ -187,11 +205,13 @@ def render_job(collection: str) -> None:
     job = resources.job_board().last(collection)
     if job is None:
         return
+    watched: set[str] = st.session_state.setdefault("watched_jobs", set())
     if job.running:
+        watched.add(job.id)
         job_progress(collection)
         return
     seen: set[str] = st.session_state.setdefault("seen_jobs", set())
-    if job.id in seen:
+    if job.id in seen or job.id not in watched:
         return
     render_job_result(job)
     if st.button("Dismiss", key=f"dismiss_{job.id}"):
@@ -235,8 +255,43 @@ def render_documents(settings: Settings, c: Collection, encoder: Encoder) -> int
             placeholder="Choose documents",
         )
         if cols[1].button("Remove", key=f"remove_btn_{c.name}", disabled=busy or not chosen):
-            start_remove(settings, c, encoder, list(chosen))
-            # A fresh key clears the selection of names that are about to disappear.
-            st.session_state["remove_round"] = round_ + 1
-            st.rerun()
+            st.session_state["confirm_remove"] = (c.name, list(chosen))
+        pending = st.session_state.get("confirm_remove")
+        if pending and pending[0] == c.name and not busy:
+            listed = ", ".join(f"**{escape_markdown(n)}**" for n in pending[1])
+            st.warning(
+                f"Remove {listed} from the collection? The files and their passages are deleted; "
+                "answers will no longer cite them.",
+                icon=":material/delete:",
+            )
+            yes, no = st.columns(2)
+            if yes.button("Yes, remove", key=f"remove_yes_{c.name}", type="primary"):
+                st.session_state.pop("confirm_remove", None)
+                start_remove(settings, c, encoder, list(pending[1]))
+                # A fresh key clears the selection of names that are about to disappear.
+                st.session_state["remove_round"] = round_ + 1
+                st.rerun()
+            if no.button("Cancel", key=f"remove_no_{c.name}"):
+                st.session_state.pop("confirm_remove", None)
+                st.rerun()
+        render_preview(c, names)
     return len(records)
+
+
+def render_preview(c: Collection, names: Sequence[str]) -> None:
+    """A first look at one document: its first page (PDF) or the start of its text."""
+    from ui.preview import PreviewError, document_path, document_text, pdf_page_image
+
+    choice = st.selectbox("Preview a document", names, index=None, key=f"preview_{c.name}",
+                          placeholder="Choose a document")  # fmt: skip
+    if choice is None:
+        return
+    try:
+        path = document_path(c.documents_dir, choice)
+        if path.suffix.lower() == ".pdf":
+            st.image(pdf_page_image(path, 1, "", set()).image, caption=f"{choice}, page 1", width=520)
+        else:
+            with st.container(height=320):
+                st.markdown(passage_markdown(document_text(path)[:6000]))
+    except PreviewError as e:
+        st.error(escape_markdown(str(e)), icon=":material/error:")

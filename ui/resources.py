@@ -10,17 +10,23 @@ this same process).
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 
 from ingest.jobs import JobBoard
 from rag.settings import Settings
+from ui.highlight import escape_markdown
 
 if TYPE_CHECKING:
+    from streamlit.delta_generator import DeltaGenerator
+
     from rag.chain import RagChain
-    from rag.types import Encoder, Generator
+    from rag.types import DecodingParams, Encoder, Generator
 
 
 def make_encoder(settings: Settings) -> Encoder:
@@ -41,20 +47,148 @@ def make_chain(settings: Settings, index_dir: Path, encoder: Encoder, generator:
     return build_chain(settings, index_dir, encoder=encoder, generator=generator)
 
 
+def decoder_settings(settings: Settings, decoder: str) -> Settings:
+    """The settings with ``decoder`` (one of the configured choices) as the decoder."""
+    if decoder == settings.decoder_model:
+        return settings
+    return settings.with_overrides(decoder_model=decoder, decoder_gguf_file=None)
+
+
 def settings_key(settings: Settings) -> str:
     """Cache key of a settings object (Settings is frozen, so its JSON is its identity)."""
     return settings.model_dump_json()
 
 
+@dataclass(frozen=True)
+class LoadedModel:
+    role: str  # "encoder" or "decoder"
+    name: str
+    device: str
+    seconds: float  # how long loading took (once per process)
+
+
+@st.cache_resource(show_spinner=False)
+def loaded_models() -> dict[tuple[str, str], LoadedModel]:
+    """(role, settings key) -> what was loaded: shown in the sidebar, and tells the page
+    whether a load is still ahead (so it can say so instead of looking frozen)."""
+    return {}
+
+
+def _record(role: str, key: str, model: Encoder | Generator, seconds: float) -> None:
+    device = str(getattr(model, "device", "cpu"))
+    loaded_models()[(role, key)] = LoadedModel(role, model.name, device, seconds)
+
+
 # The underscore arguments are not hashed by Streamlit; the key string stands for them.
-@st.cache_resource(show_spinner="Loading the embedding model…")
+@st.cache_resource(show_spinner=False)
 def shared_encoder(_settings: Settings, key: str) -> Encoder:
-    return make_encoder(_settings)
+    t0 = time.perf_counter()
+    encoder = make_encoder(_settings)
+    _record("encoder", key, encoder, time.perf_counter() - t0)
+    return encoder
 
 
-@st.cache_resource(show_spinner="Loading the language model…")
+@st.cache_resource(show_spinner=False)
 def shared_generator(_settings: Settings, key: str) -> Generator:
-    return make_generator(_settings)
+    t0 = time.perf_counter()
+    generator = make_generator(_settings)
+    _record("decoder", key, generator, time.perf_counter() - t0)
+    return generator
+
+
+def load_encoder_visibly(settings: Settings, slot: DeltaGenerator) -> Encoder:
+    """The encoder; on a cold start the main area says it is loading (instead of staying blank)."""
+    key = settings_key(settings)
+    if ("encoder", key) in loaded_models():
+        return shared_encoder(settings, key)
+    with slot.container(), st.spinner(
+        f"Starting docchat: loading the embedding model ({configured_name(settings.encoder_model)})…",
+        show_time=True,
+    ):
+        encoder = shared_encoder(settings, key)
+    slot.empty()
+    return encoder
+
+
+def load_generator_visibly(settings: Settings) -> float:
+    """Load the decoder unless it is loaded; seconds it took here (0.0: it was loaded).
+
+    Loaded with the first question, in a status box that says so, so the answer's own
+    time (in its caption) does not silently include it."""
+    key = settings_key(settings)
+    if ("decoder", key) in loaded_models():
+        shared_generator(settings, key)
+        return 0.0
+    label = f"Loading the language model ({configured_name(settings.decoder_model)}), once per start…"
+    with st.status(label, expanded=False) as status:
+        shared_generator(settings, key)
+        info = loaded_models()[("decoder", key)]
+        status.update(label=f"Language model {info.name} loaded on {info.device} in {info.seconds:.1f} s",
+                      state="complete")  # fmt: skip
+    return info.seconds
+
+
+def configured_name(model: str) -> str:
+    return "the default model" if model == "default" else model
+
+
+def render_models(settings: Settings, decoder: str) -> None:
+    """Sidebar: which models answer (encoder, decoder, reader) and on which device."""
+    decoding = decoder_settings(settings, decoder)
+    models = loaded_models()
+    with st.expander("Models", icon=":material/memory:"):
+        for role, label, configured, key in (
+            ("encoder", "Search (encoder)", settings.encoder_model, settings_key(settings)),
+            ("decoder", "Answers (decoder)", decoding.decoder_model, settings_key(decoding)),
+        ):
+            info = models.get((role, key))
+            if info is None:
+                name = escape_markdown(configured_name(configured))
+                st.caption(f"{label}: {name}, loads with the first question")
+            else:
+                name = escape_markdown(info.name)
+                st.caption(f"{label}: {name} on {info.device} (loaded in {info.seconds:.1f} s)")
+        st.caption(f"Reader: {'extractive span reader, checks every answer' if settings.reader else 'off'}")
+        st.caption("Set with RAG_ENCODER_MODEL, RAG_DECODER_MODEL and RAG_DEVICE before starting.")
+
+
+class BudgetWatch:
+    """The decoder, noting whether its last reply used its whole token budget.
+
+    The chain trims such a reply to its last full sentence, so the answer alone does not
+    show that it was cut; the page tells the user. Noted per thread: each browser session
+    streams in its own script thread, which is also where the chain reads the decoder.
+    """
+
+    _last = threading.local()
+
+    def __init__(self, inner: Generator) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.context_window = inner.context_window
+
+    def count_tokens(self, text: str) -> int:
+        return self.inner.count_tokens(text)
+
+    def stream(self, messages: Sequence[dict[str, str]], params: DecodingParams) -> Iterator[str]:
+        BudgetWatch._last.hit = False
+        pieces: list[str] = []
+        for piece in self.inner.stream(messages, params):
+            pieces.append(piece)
+            yield piece
+        BudgetWatch._last.hit = self.inner.count_tokens("".join(pieces)) >= params.max_new_tokens
+
+    def __getattr__(self, name: str) -> Any:  # device, load_seconds...: the decoder's own
+        return getattr(self.inner, name)
+
+    @staticmethod
+    def reset() -> None:
+        BudgetWatch._last.hit = False
+
+    @staticmethod
+    def last_reply_hit_budget() -> bool:
+        """Whether the last reply streamed in this thread used the whole budget."""
+        return bool(getattr(BudgetWatch._last, "hit", False))
 
 
 class _LiveChains:
@@ -70,14 +204,17 @@ class _LiveChains:
         self._lock = threading.Lock()
         self._chains: dict[tuple[str, str], tuple[str, RagChain]] = {}
 
-    def get(self, settings: Settings, key: str, index_dir: str, revision: str) -> RagChain:
+    def get(self, settings: Settings, decoding: Settings, index_dir: str, revision: str) -> RagChain:
+        """``decoding``: the settings with the chosen decoder (the encoder is ``settings``')."""
+        key = settings_key(decoding)
         with self._lock:  # one build at a time: two sessions must not load the index twice
             hit = self._chains.get((key, index_dir))
             if hit is not None and hit[0] == revision:
                 return hit[1]
             self._chains.pop((key, index_dir), None)  # release the old one before loading
-            chain = make_chain(settings, Path(index_dir), shared_encoder(settings, key),
-                               shared_generator(settings, key))
+            encoder = shared_encoder(settings, settings_key(settings))
+            decoder = BudgetWatch(shared_generator(decoding, key))
+            chain = make_chain(decoding, Path(index_dir), encoder, decoder)
             self._chains[(key, index_dir)] = (revision, chain)
             return chain
 
@@ -87,10 +224,13 @@ def _live_chains() -> _LiveChains:
     return _LiveChains()
 
 
-def shared_chain(settings: Settings, index_dir: Path, revision: str) -> RagChain:
-    """The chain over the collection at ``revision`` (the name of its live generation)."""
-    with st.spinner("Opening the collection…"):
-        return _live_chains().get(settings, settings_key(settings), str(index_dir), revision)
+def shared_chain(settings: Settings, index_dir: Path, revision: str, decoder: str | None = None) -> RagChain:
+    """The chain over the collection at ``revision`` (the name of its live generation),
+    answering with ``decoder`` (one of the configured choices; default the configured one)."""
+    decoding = decoder_settings(settings, decoder or settings.decoder_model)
+    label = "Opening the collection (its index, and the reader model the first time)…"
+    with st.spinner(label, show_time=True):
+        return _live_chains().get(settings, decoding, str(index_dir), revision)
 
 
 @st.cache_resource
