@@ -11,6 +11,7 @@ from ui.highlight import (
     answer_markdown,
     escape_markdown,
     highlighted_markdown,
+    passage_markdown,
     split_sentences,
     supporting_segments,
 )
@@ -129,3 +130,27 @@ def test_relevance_dots() -> None:
     assert relevance(1 / 61, both_first, "hybrid", 60) == "●●●○○"  # first in one search only
     assert relevance(0.2, 0.8, "dense", 60) == "●○○○○"
     assert relevance(8.0, 8.0, "bm25", 60) == "●●●●●"
+
+
+def test_pdf_table_rows_are_shown_as_a_table() -> None:
+    text = (
+        "Table 1: EU Countries Information\n"
+        "Country | Population (millions) | Capital\n"
+        "Austria | Population (millions): 8.9 | Capital: Vienna\n"
+        "Belgium | Population (millions): 11.5 | Capital: Brussels\n"
+        "3"
+    )
+    md = passage_markdown(text, frozenset({"vienna"}))
+    lines = md.splitlines()
+    assert "| Country | Population \\(millions\\) | Capital |" in lines
+    assert "| --- | --- | --- |" in lines
+    assert "| Austria | 8\\.9 | :orange-background[Vienna] |" in lines
+    assert lines[0].startswith("Table 1") and lines[-1] == "3"
+
+
+def test_table_cut_by_the_passage_start_gets_its_headings_from_the_rows() -> None:
+    md = passage_markdown("Capital | Indonesia: Jakarta | Germany: Berlin\n"
+                          "Currency | Indonesia: Rupia | Germany: EUR | x")
+    assert md.splitlines()[:3] == ["|  | Indonesia | Germany |", "| --- | --- | --- |",
+                                   "| Capital | Jakarta | Berlin |"]
+    assert "| Currency | Rupia | EUR |" in md.splitlines()[3]

@@ -204,12 +204,65 @@ def _mark_words(line: str, words: AbstractSet[str]) -> str:
     return "".join(out)
 
 
+_CELL_SEP = " | "  # how ingestion writes a PDF table row (ingest.tables)
+
+
+def _table_row(line: str) -> list[str] | None:
+    parts = line.strip().split(_CELL_SEP)
+    return parts if len(parts) >= 3 else None
+
+
+def _table_markdown(rows: list[list[str]], words: AbstractSet[str]) -> str:
+    """Rows written as "Austria | Capital: Vienna | ..." (a header row of plain headings
+    first, when the passage holds it) as a Markdown table, cells escaped."""
+    header: list[str] = []
+    if all(": " not in c for c in rows[0][1:]):
+        header, rows = rows[0], rows[1:]
+    if not header:  # the passage starts inside the table: headings from the rows' cells
+        for row in rows:
+            for cell in row[1:]:
+                h = cell.partition(": ")[0] if ": " in cell else ""
+                if h and h not in header:
+                    header.append(h)
+        header = ["", *header]
+    body = []
+    for row in rows:
+        cells = [""] * len(header)
+        cells[0] = row[0]
+        for cell in row[1:]:
+            h, sep, v = cell.partition(": ")
+            if sep and h in header[1:]:
+                cells[header.index(h, 1)] = v
+            elif sep and h.strip() in header[1:]:
+                cells[header.index(h.strip(), 1)] = v
+            else:  # a cell without its heading: the first free column
+                free = [i for i, c in enumerate(cells) if not c and i]
+                if free:
+                    cells[free[0]] = cell
+        body.append(cells)
+    lines = [header, ["---"] * len(header), *body]
+    return "\n".join(
+        "| " + " | ".join(c if c == "---" else _mark_words(c, words) for c in line) + " |"
+        for line in lines
+    )
+
+
 def passage_markdown(text: str, words: AbstractSet[str] = frozenset()) -> str:
-    """A passage as readable, safe Markdown: its lines kept (table rows stay rows), Markdown
-    headings and bullets shown as such, everything else escaped (no links, images or HTML
-    from the document ever reach the page), ``words`` highlighted."""
+    """A passage as readable, safe Markdown: its lines kept, PDF table rows as a table,
+    Markdown headings and bullets shown as such, everything else escaped (no links, images
+    or HTML from the document ever reach the page), ``words`` highlighted."""
     blocks: list[list[str]] = [[]]
-    for raw in _PRIVATE.sub("", text).splitlines():
+    table: list[list[str]] = []
+    for raw in [*_PRIVATE.sub("", text).splitlines(), ""]:
+        if (row := _table_row(raw)) is not None:
+            table.append(row)
+            continue
+        if table:  # a table is a block of its own
+            if blocks[-1]:
+                blocks.append([])
+            blocks[-1].append(_table_markdown(table, words))
+            blocks.append([])
+            table = []
         if not raw.strip():
             if blocks[-1]:
                 blocks.append([])
