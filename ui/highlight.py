@@ -219,7 +219,7 @@ def _table_markdown(rows: list[list[str]], words: AbstractSet[str]) -> str:
     if all(": " not in c for c in rows[0][1:]):
         header, rows = rows[0], rows[1:]
     if not header:  # the passage starts inside the table: headings from the rows' cells
-        for row in rows:
+        for row in sorted(rows, key=len, reverse=True):  # a whole row first: its order
             for cell in row[1:]:
                 h = cell.partition(": ")[0] if ": " in cell else ""
                 if h and h not in header:
