@@ -456,6 +456,10 @@ def build_chain(
 
     enc: Encoder = encoder if encoder is not None else build_encoder(settings)
     index = open_index(Path(index_dir), enc)
+    if llm is None and settings.decoder != "local":
+        from rag.remote import build_remote_chat_model  # RAG_DECODER=openai:URL
+
+        llm = build_remote_chat_model(settings)
     if llm is None:
         if generator is None:
             from rag.generate import build_generator
