@@ -9,7 +9,6 @@ The ``real`` test does the same with the real default decoder (greedy) on both s
 from __future__ import annotations
 
 import contextlib
-
 from collections.abc import Iterator
 from pathlib import Path
 
