@@ -311,6 +311,7 @@ def ingest_folder(
     """
     t0 = time.perf_counter()
     corpus = check_corpus_dir(corpus_dir)
+    given_encoder = encoder  # Ray workers get a copy of it, else load the model themselves
     if encoder is None:
         from rag.embed import build_encoder  # deferred: loads torch and the model
 
@@ -356,8 +357,14 @@ def ingest_folder(
         # when the next run would otherwise re-read a lot.
         if len(restat) >= _RESTAT_FILES or sum(c.size for c in restat) >= _RESTAT_BYTES:
             txn.dirty = True
-        _ingest_files(todo, known, txn, encoder, settings, size, overlap, summary, report,
-                      runner or make_runner(settings.parse_workers, _n_jobs(todo)), checkpoint_s)
+        if settings.ingest_engine == "ray":
+            from ingest.ray_engine import ingest_files_ray  # Ray only on this path
+
+            ingest_files_ray(todo, known, txn, given_encoder, settings, size, overlap, summary,
+                             report, checkpoint_s)
+        else:
+            _ingest_files(todo, known, txn, encoder, settings, size, overlap, summary, report,
+                          runner or make_runner(settings.parse_workers, _n_jobs(todo)), checkpoint_s)
         if txn.dirty:
             t = time.perf_counter()
             report("index", 0, 1)

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 from langchain_openai import ChatOpenAI
+from procs import free_port, port_open, process, python
 
 from rag.chain import Done, Token, build_chain
 from rag.remote import RemoteDecoderError, base_url, build_remote_chat_model, served_model
 from rag.settings import Settings
 from rag.testing import FakeEncoder, FakeGenerator, write_index
-from tests.procs import free_port, port_open, process, python
 
 pytestmark = pytest.mark.scale
 
