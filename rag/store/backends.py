@@ -68,3 +68,21 @@ def store_manifest(settings: Settings, index_dir: Path) -> Manifest:
         finally:
             index.close()
     return read_manifest(Path(index_dir))
+
+
+def store_revision(settings: Settings, index_dir: Path) -> str:
+    """Changes whenever a writer commits (a cache key for chains over the live index)."""
+    if settings.store == "milvus":
+        from rag.store.milvus import collection_names, connect, read_meta
+
+        client = connect(settings.store_uri, _milvus(settings)[1])
+        try:
+            meta = collection_names(settings.store_prefix, Path(index_dir).name)[2]
+            about = read_meta(client, meta, "manifest") if client.has_collection(meta) else None
+            return "" if about is None else f"milvus-{about['revision']}"
+        finally:
+            client.close()
+    try:
+        return (Path(index_dir) / "CURRENT").read_text(encoding="utf-8").strip()
+    except OSError:
+        return ""
