@@ -12,13 +12,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+from test_api import ESPRESSO, PDF, QUESTION, ask
 
 from api.app import create_app
 from api.testing import serve_in_thread, wait_for_job
 from rag.settings import Settings
 from rag.store.backends import store_exists
 from rag.testing import FakeEncoder, FakeGenerator
-from test_api import ESPRESSO, PDF, QUESTION, ask
 
 pytestmark = pytest.mark.scale
 
