@@ -238,6 +238,9 @@ class MilvusWriter:
         if self._client is None:
             raise RuntimeError("MilvusWriter.commit() outside its `with` block")
         self._renew()
+        # Sealed, indexed segments before the commit point: readers then search indexes,
+        # not a growing buffer (milvus-lite scans that in Python; Milvus seals it anyway).
+        self.client.flush(self._chunks)
         about = {"format": FORMAT, "version": VERSION, "settings": self._settings,
                  "corpus_root": self.corpus_root, "created_at": now_iso(), "revision": self._next,
                  "next_row": self._next_row}
