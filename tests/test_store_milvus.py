@@ -179,16 +179,17 @@ def test_other_settings_and_missing_index_are_clear_errors(milvus: Settings) -> 
 
 
 def test_search_filtered_by_document(milvus: Settings) -> None:
+    other = 'notes/café "draft".txt'  # quotes and non-ASCII survive Milvus's filter syntax
     with _writer(milvus) as w:  # type: ignore[attr-defined]
         _add(w, "a.txt", "alpha beta gamma")
-        _add(w, "b.txt", "alpha delta")
+        _add(w, other, "alpha delta")
         w.commit()
     r = open_reader(milvus, Path("idx"))
     assert isinstance(r, MilvusIndex)
     q = FakeEncoder().embed(["alpha"])
-    assert {c.source for c in r.chunks([h[0] for h in r.dense_search(q, 5)[0]])} == {"a.txt", "b.txt"}
-    only = r.chunks([h[0] for h in r.dense_search(q, 5, sources=["b.txt"])[0]])
-    assert [c.source for c in only] == ["b.txt"]
+    assert {c.source for c in r.chunks([h[0] for h in r.dense_search(q, 5)[0]])} == {"a.txt", other}
+    only = r.chunks([h[0] for h in r.dense_search(q, 5, sources=[other])[0]])
+    assert [c.source for c in only] == [other]
     assert [c.source for c in r.chunks([h[0] for h in r.bm25_search("alpha", 5, sources=["a.txt"])])] \
         == ["a.txt"]
 

@@ -74,12 +74,19 @@ def connect(uri: str, token: str = "") -> Any:
                          "the server is running") from e
 
 
+def file_key(source: str, rev: int) -> int:
+    """Primary key of a file's row for one revision (63 bits of a SHA-256)."""
+    return int.from_bytes(hashlib.sha256(f"{rev}:{source}".encode()).digest()[:8], "little") >> 1
+
+
 def live_filter(rev: int) -> str:
     return f"rev <= {rev} and dead > {rev}"
 
 
 def _quote(s: str) -> str:
-    return json.dumps(s)  # a Milvus string literal: double quotes, backslash escapes
+    """A Milvus string literal. Subtle: not json.dumps, whose \\uXXXX escapes (for any
+    non-ASCII file name) Milvus's expression parser rejects."""
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def source_filter(sources: Sequence[str]) -> str:
@@ -254,12 +261,15 @@ def create_collections(client: Any, names: tuple[str, str, str], dim: int) -> No
         ip.add_index("sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25",
                      params={"bm25_k1": K1, "bm25_b": B})
         client.create_collection(chunks, schema=s, index_params=ip, consistency_level="Strong")
-    for name, key_len in ((files, 8192), (meta, 64)):
+    for name in (files, meta):
         if client.has_collection(name):
             continue
         s = client.create_schema(auto_id=False, enable_dynamic_field=False)
-        s.add_field("key", DataType.VARCHAR, is_primary=True, max_length=key_len)
         if name == files:
+            # Subtle: an integer key (file_key), not the file name: pymilvus's query
+            # iterator pages on the key with an unescaped string literal, which a name
+            # holding a double quote breaks.
+            s.add_field("key", DataType.INT64, is_primary=True)
             s.add_field("rev", DataType.INT64)
             s.add_field("dead", DataType.INT64)
             s.add_field("source", DataType.VARCHAR, max_length=4096)
@@ -268,6 +278,7 @@ def create_collections(client: Any, names: tuple[str, str, str], dim: int) -> No
                 s.add_field(f, DataType.INT64)
             s.add_field("added_at", DataType.VARCHAR, max_length=64)
         else:
+            s.add_field("key", DataType.VARCHAR, is_primary=True, max_length=64)
             s.add_field("value", DataType.VARCHAR, max_length=_MAX_TEXT)
         # Milvus wants a vector field in every collection; these are looked up by key only.
         s.add_field("v", DataType.FLOAT_VECTOR, dim=2)

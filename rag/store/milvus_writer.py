@@ -33,6 +33,7 @@ from rag.store.milvus import (
     collection_names,
     connect,
     create_collections,
+    file_key,
     iterate,
     load_files,
     manifest_from,
@@ -159,9 +160,15 @@ class MilvusWriter:
 
     def _rewrite(self, collection: str, expr: str, fields: list[str], dead: int) -> None:
         """Set ``dead`` on the rows matching ``expr`` (an upsert of the whole rows)."""
-        rows = [{**r, "dead": dead} for r in iterate(self.client, collection, expr, fields)]
-        for i in range(0, len(rows), _BATCH):
-            self.client.upsert(collection, rows[i : i + _BATCH])
+        # Keys first, then rows a batch at a time: upserting rows while paging through
+        # the same filter could skip some (the pages shift), and a rebuild rewrites every row.
+        pk = "row" if collection == self._chunks else "key"
+        keys = [r[pk] for r in iterate(self.client, collection, expr, [pk])]
+        for i in range(0, len(keys), _BATCH):
+            listed = ", ".join(str(int(k)) for k in keys[i : i + _BATCH])
+            rows = self.client.query(collection, filter=f"{pk} in [{listed}]", output_fields=fields,
+                                     consistency_level="Strong")
+            self.client.upsert(collection, [{**r, "dead": dead} for r in rows])
 
     def _undo(self, above: int) -> None:
         """Forget revisions after ``above``: their rows go, the rows they killed live again."""
@@ -227,7 +234,7 @@ class MilvusWriter:
         for i in range(0, len(rows), _BATCH):
             self.client.insert(self._chunks, rows[i : i + _BATCH])
         self.client.insert(self._files_c, [{
-            "key": f"{record.source}\x1f{n}", "rev": n, "dead": ALIVE, "source": record.source,
+            "key": file_key(record.source, n), "rev": n, "dead": ALIVE, "source": record.source,
             "sha256": record.sha256, "pages": record.pages, "chunks": record.chunks,
             "size": record.size, "mtime_ns": record.mtime_ns, "added_at": record.added_at,
             "v": [0.0, 0.0]}])
