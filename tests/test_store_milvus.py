@@ -210,10 +210,13 @@ def test_chain_answers_the_same_over_milvus(settings: Settings, milvus: Settings
 def test_squad_paragraph_quality_is_the_same_on_milvus(settings: Settings, milvus: Settings,
                                                        tmp_path: Path, real_encoder: object) -> None:
     """SQuAD paragraphs (the slice tests/test_retrieval_quality.py uses), real encoder:
-    hit@5 and nDCG@10 on Milvus within 0.005 of FAISS, in every retrieval mode."""
+    hybrid hit@5 and nDCG@10 on Milvus within 0.005 of FAISS (measured: equal to four
+    decimals in all three modes; docs/scaling.md). Embedded once: the Milvus index gets the
+    FAISS index's chunks and vectors, file by file, through its own writer."""
     from test_retrieval_quality import PARAGRAPH_ARTICLES
 
     from rag.evaluate import BatchedQueryEncoder, load_qa, run_eval
+    from rag.store import Index
 
     corpus = tmp_path / "docs"
     for article in PARAGRAPH_ARTICLES:
@@ -221,19 +224,28 @@ def test_squad_paragraph_quality_is_the_same_on_milvus(settings: Settings, milvu
     items = [i for i in load_qa(REPO / "corpora" / "squad_paragraphs" / "qa.jsonl")
              if i.relevant[0].source.split("/")[0] in PARAGRAPH_ARTICLES]
     enc: object = real_encoder
-    sa = ingest_folder(corpus, tmp_path / "idx", faiss(settings), encoder=enc)  # type: ignore[arg-type]
-    sb = ingest_folder(corpus, tmp_path / "idx", milvus, encoder=enc)  # type: ignore[arg-type]
-    assert counts(sa) == counts(sb)
+    ingest_folder(corpus, tmp_path / "idx", faiss(settings), encoder=enc)  # type: ignore[arg-type]
+    fa = open_reader(faiss(settings), tmp_path / "idx", enc)
+    assert isinstance(fa, Index)
+    rows = fa.rows()
+    by_source: dict[str, list[int]] = {}
+    for row, chunk in zip(rows, fa.chunks(rows), strict=True):
+        by_source.setdefault(chunk.source, []).append(row)
+    m = fa.manifest
+    with open_writer(milvus, tmp_path / "idx", encoder_name=m.encoder, dimension=m.dimension,
+                     max_tokens=m.max_tokens, chunk_tokens=m.chunk_tokens,
+                     chunk_overlap=m.chunk_overlap) as w:
+        for source, file_rows in by_source.items():
+            w.add_file(m.files[source], fa.chunks(file_rows), fa.vectors(file_rows))
+        w.commit()
+    mi = open_reader(milvus, tmp_path / "idx", enc)
+    assert chunk_table(fa) == chunk_table(mi)
     questions = BatchedQueryEncoder(enc, [i.question for i in items])  # type: ignore[arg-type]
-    readers = {"faiss": open_reader(faiss(settings), tmp_path / "idx", enc),
-               "milvus": open_reader(milvus, tmp_path / "idx", enc)}
-    for mode in ("hybrid", "dense", "bm25"):
-        got = {}
-        for name, reader in readers.items():
-            retriever = HybridRetriever(index=reader, encoder=questions, mode=mode, k=10)
-            got[name] = run_eval(items, retriever.invoke, k=10).to_json()
-            print(f"\nsquad paragraphs {mode} {name}: "
-                  + " ".join(f"{k}={v:.4f}" for k, v in got[name].items()))
-        assert got["faiss"]["n"] == got["milvus"]["n"] == 1008
-        for metric in ("hit@5", "ndcg@10"):
-            assert abs(got["faiss"][metric] - got["milvus"][metric]) <= 0.005, (mode, metric, got)
+    got = {}
+    for name, reader in (("faiss", fa), ("milvus", mi)):
+        retriever = HybridRetriever(index=reader, encoder=questions, mode="hybrid", k=10)
+        got[name] = run_eval(items, retriever.invoke, k=10).to_json()
+        print(f"\nsquad paragraphs hybrid {name}: " + " ".join(f"{k}={v:.4f}" for k, v in got[name].items()))
+    assert got["faiss"]["n"] == got["milvus"]["n"] == 1008
+    for metric in ("hit@5", "ndcg@10"):
+        assert abs(got["faiss"][metric] - got["milvus"][metric]) <= 0.005, (metric, got)
