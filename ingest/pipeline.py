@@ -261,8 +261,8 @@ class _Transaction:
         self.index_dir = index_dir
         self.writer_args = writer_args
         self.settings = settings  # RAG_STORE: the FAISS folder or a Milvus server
-        self.dirty = rebuild or not store_exists(settings, index_dir)
         self.writer = self._open(rebuild)
+        self.dirty = rebuild or not store_exists(settings, index_dir)
         self.commits = 0
 
     def _open(self, rebuild: bool) -> IndexWriter:

@@ -62,3 +62,16 @@ def test_local_ingest_imports_neither_ray_nor_milvus(tmp_path: Path) -> None:
                          env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120, check=False)
     assert got.returncode == 0, got.stderr[-2000:]
     assert got.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_unreachable_milvus_is_one_clear_error(tmp_path: Path) -> None:
+    from ingest.pipeline import ingest_folder
+    from rag.store import StoreError
+    from rag.testing import FakeEncoder
+
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "a.txt").write_text("Nothing to see.")
+    s = Settings(store="milvus", store_uri="http://127.0.0.1:1", parse_workers=1)
+    # StoreError is what `rag ingest` turns into one "error: ..." line.
+    with pytest.raises(StoreError, match=r"cannot reach Milvus at http://127.0.0.1:1 .*RAG_STORE_URI"):
+        ingest_folder(tmp_path / "docs", tmp_path / "idx", s, encoder=FakeEncoder())
