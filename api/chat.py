@@ -149,14 +149,16 @@ def grounding(answer: Answer, search_query: str) -> Grounding:
 
 @router.get("/models", response_model=ModelList, summary="Collections that can answer, as models")
 def models(request: Request) -> ModelList:
-    from rag.store import index_exists
+    from rag.store.backends import store_exists
 
     settings = service_of(request).settings
     cards = []
     for name in list_collections(settings):
-        current = settings.index_path(name) / "CURRENT"
-        if index_exists(current.parent):
-            cards.append(ModelCard(id=name, created=int(current.stat().st_mtime)))
+        index_dir = settings.index_path(name)
+        if store_exists(settings, index_dir):
+            current = index_dir / "CURRENT"  # FAISS store; a Milvus index has no local file
+            created = int((current if current.exists() else index_dir).stat().st_mtime)
+            cards.append(ModelCard(id=name, created=created))
     return ModelList(data=cards)
 
 

@@ -40,6 +40,7 @@ from ingest.uploads import save_upload
 
 if TYPE_CHECKING:
     from ingest.pipeline import IngestSummary, ProgressFn
+    from rag.settings import Settings
     from rag.store import FileRecord
 
 router = APIRouter(prefix="/v1/collections", tags=["collections and documents"])
@@ -67,20 +68,25 @@ def _collection(service: Service, name: str) -> Collection:
         raise ApiError(404, f"{e}; create it with POST /v1/collections", param="name") from e
 
 
-def _records(c: Collection) -> list[FileRecord]:
-    from rag.store import index_exists, read_manifest
+def _records(c: Collection, settings: Settings) -> list[FileRecord]:
+    from rag.store.backends import store_exists, store_manifest
 
-    if not index_exists(c.index_dir):
+    if not store_exists(settings, c.index_dir):
         return []
-    return sorted(read_manifest(c.index_dir).files.values(), key=lambda f: f.source)
+    return sorted(store_manifest(settings, c.index_dir).files.values(), key=lambda f: f.source)
+
+
+def _indexed(service: Service, c: Collection) -> bool:
+    from rag.store.backends import store_exists
+
+    return store_exists(service.settings, c.index_dir)
 
 
 def _collection_out(service: Service, c: Collection) -> CollectionOut:
-    from rag.store import index_exists
-
-    records = _records(c)
+    records = _records(c, service.settings)
     job = service.jobs.last(c.name)
-    return CollectionOut(name=c.name, indexed=index_exists(c.index_dir), documents=len(records),
+    return CollectionOut(name=c.name, indexed=_indexed(service, c),
+                         documents=len(records),
                          passages=sum(r.chunks for r in records),
                          job=None if job is None else job_out(job))
 
@@ -138,7 +144,7 @@ def delete(name: str, request: Request) -> Response:
 def documents(name: str, request: Request) -> list[DocumentOut]:
     service = service_of(request)
     c = _collection(service, name)
-    states = document_states(_records(c), document_files(c), service.jobs.last(c.name))
+    states = document_states(_records(c, service.settings), document_files(c), service.jobs.last(c.name))
     return [DocumentOut(name=d.name, status=d.status, reason=d.reason, pages=d.pages,  # type: ignore[arg-type]
                         passages=d.chunks, added_at=d.added_at) for d in states]
 
@@ -192,7 +198,7 @@ def remove(name: str, document: str, request: Request) -> JobResponse:
 
     service = service_of(request)
     c = _collection(service, name)
-    known = set(document_files(c)) | {r.source for r in _records(c)}
+    known = set(document_files(c)) | {r.source for r in _records(c, service.settings)}
     if document not in known:
         raise ApiError(404, f"no document {document!r} in collection {c.name!r}; list them with "
                        f"GET /v1/collections/{c.name}/documents", param="document")

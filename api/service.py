@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ingest.collection import Collection, collection, index_revision
+from ingest.collection import Collection, collection
 from ingest.jobs import JobBoard
 from rag.settings import Settings
 from rag.types import DecodingParams, Encoder, FloatArray, Generator
@@ -174,14 +174,15 @@ class Service:
         it, and the generation it reads stays readable until then (see rag.store).
         """
         from rag.chain import build_chain
-        from rag.store import index_exists
+        from rag.store.backends import store_exists, store_revision
 
         c = self.collection(name)
-        if not index_exists(c.index_dir):
+        # RAG_STORE: the index is the folder's, or the same-named one in Milvus.
+        if not store_exists(self.settings, c.index_dir):
             raise NotIndexedError(
                 f"collection {c.name!r} has no index yet: upload documents and wait for the job"
             )
-        revision = index_revision(c)
+        revision = store_revision(self.settings, c.index_dir)
         with self._chains_lock:
             cached = self._chains.get(c.name)
             if cached is not None and cached[0] == revision:

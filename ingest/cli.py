@@ -39,6 +39,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default=None,
                         help="'auto', 'cpu', 'cuda', 'cuda:1', ... (default RAG_DEVICE)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--engine", choices=["local", "ray"], default=None,
+                        help="'local' processes or Ray Data stages on a cluster "
+                        "(default RAG_INGEST_ENGINE)")
+    parser.add_argument("--ray-address", default=None, metavar="ADDR",
+                        help="Ray cluster for --engine ray: 'auto', HOST:6379, ray://HOST:10001 "
+                        "(default RAG_RAY_ADDRESS; none = a local Ray)")
 
 
 class _Bars:
@@ -111,7 +117,8 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         settings = Settings.from_flags(
-            parse_workers=args.workers, embed_batch_size=args.batch_size, device=args.device
+            parse_workers=args.workers, embed_batch_size=args.batch_size, device=args.device,
+            ingest_engine=getattr(args, "engine", None), ray_address=getattr(args, "ray_address", None),
         )
     except ValueError as e:
         print(f"error: invalid setting: {describe_error(e)}", file=sys.stderr)
@@ -128,6 +135,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm.contrib.logging import logging_redirect_tqdm
 
     from ingest.pipeline import ingest_folder
+    from ingest.ray_engine import RayEngineError  # no Ray import until the engine runs
     from rag.store import StoreError
 
     if not logging.getLogger().handlers:
@@ -142,6 +150,9 @@ def run(args: argparse.Namespace) -> int:
             summary = ingest_folder(corpus, index_dir, settings, rebuild=args.rebuild,
                                     progress=bars)
     except StoreError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except RayEngineError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     except OSError as e:  # the corpus changing under us, a full disk, ...

@@ -43,10 +43,9 @@ from rag.store import (
     FileRecord,
     IndexWriter,
     check_encoder,
-    index_exists,
     now_iso,
-    read_manifest,
 )
+from rag.store.backends import open_writer, store_exists, store_manifest
 from rag.text import file_sha256, printable
 from rag.types import Chunk, Encoder
 
@@ -188,15 +187,17 @@ def limits(settings: Settings) -> Limits:
 class _Transaction:
     """An IndexWriter that can commit a checkpoint and carry on in a fresh generation."""
 
-    def __init__(self, index_dir: Path, writer_args: dict[str, object], rebuild: bool) -> None:
+    def __init__(self, index_dir: Path, writer_args: dict[str, object], rebuild: bool,
+                 settings: Settings) -> None:
         self.index_dir = index_dir
         self.writer_args = writer_args
+        self.settings = settings  # RAG_STORE: the FAISS folder or a Milvus server
         self.writer = self._open(rebuild)
-        self.dirty = rebuild or not index_exists(index_dir)
+        self.dirty = rebuild or not store_exists(settings, index_dir)
         self.commits = 0
 
     def _open(self, rebuild: bool) -> IndexWriter:
-        w = IndexWriter(self.index_dir, rebuild=rebuild, **self.writer_args)  # type: ignore[arg-type]
+        w: IndexWriter = open_writer(self.settings, self.index_dir, rebuild=rebuild, **self.writer_args)
         w.__enter__()
         return w
 
@@ -241,6 +242,7 @@ def ingest_folder(
     """
     t0 = time.perf_counter()
     corpus = check_corpus_dir(corpus_dir)
+    given_encoder = encoder  # Ray workers get a copy of it, else load the model themselves
     if encoder is None:
         from rag.embed import build_encoder  # deferred: loads torch and the model
 
@@ -260,7 +262,7 @@ def ingest_folder(
         chunk_tokens=size, chunk_overlap=overlap, index_kind=settings.index_kind,
         hnsw_m=settings.hnsw_m, corpus_root=str(corpus),
     )
-    with _Transaction(index_dir, writer_args, rebuild) as txn:
+    with _Transaction(index_dir, writer_args, rebuild, settings) as txn:
         known = txn.writer.files()
         present = {c.source for c in candidates}
         for source in sorted(set(known) - present):
@@ -286,9 +288,16 @@ def ingest_folder(
         # when the next run would otherwise re-read a lot.
         if len(restat) >= _RESTAT_FILES or sum(c.size for c in restat) >= _RESTAT_BYTES:
             txn.dirty = True
-        _ingest_files(todo, known, txn, encoder, settings, size, overlap, summary, report,
-                      runner or make_runner(settings.parse_workers, _n_jobs(todo), limits(settings)),
-                      checkpoint_s)
+        if settings.ingest_engine == "ray":
+            from ingest.ray_engine import ingest_files_ray  # Ray only on this path
+
+            ingest_files_ray(todo, known, txn, given_encoder, settings, size, overlap, summary,
+                             report, checkpoint_s)
+        else:
+            _ingest_files(todo, known, txn, encoder, settings, size, overlap, summary, report,
+                          runner or make_runner(settings.parse_workers, _n_jobs(todo),
+                                                limits(settings)),
+                          checkpoint_s)
         if txn.dirty:
             t = time.perf_counter()
             report("index", 0, 1)
@@ -437,8 +446,8 @@ def remove_documents(
         targets.append((full.relative_to(corpus).as_posix(), full))
 
     in_index: set[str] = set()
-    if index_exists(index_dir):
-        m = read_manifest(index_dir)
+    if store_exists(settings, index_dir):
+        m = store_manifest(settings, index_dir)
         if encoder is not None:
             check_encoder(m, index_dir, encoder.name, encoder.dimension)
         writer_args: dict[str, object] = dict(
@@ -446,7 +455,7 @@ def remove_documents(
             chunk_tokens=m.chunk_tokens, chunk_overlap=m.chunk_overlap, index_kind=m.index_kind,
             hnsw_m=settings.hnsw_m, corpus_root=m.corpus_root or str(corpus),
         )
-        with _Transaction(index_dir, writer_args, rebuild=False) as txn:
+        with _Transaction(index_dir, writer_args, False, settings) as txn:
             known = txn.writer.files()
             for source, _ in targets:
                 if source in known:

@@ -463,10 +463,14 @@ def build_chain(
     # Imported here: these pull in FAISS, bm25s and the model libraries.
     from rag.embed import build_encoder
     from rag.retrieve import build_retriever
-    from rag.store import open_index
+    from rag.store.backends import open_reader
 
     enc: Encoder = encoder if encoder is not None else build_encoder(settings)
-    index = open_index(Path(index_dir), enc)
+    index = open_reader(settings, Path(index_dir), enc)  # RAG_STORE picks FAISS or Milvus
+    if llm is None and settings.decoder != "local":
+        from rag.remote import build_remote_chat_model  # RAG_DECODER=openai:URL
+
+        llm = build_remote_chat_model(settings)
     if llm is None:
         if generator is None:
             from rag.generate import build_generator

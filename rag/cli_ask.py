@@ -128,10 +128,16 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as e:
         print(f"error: invalid setting: {describe_error(e)}", file=sys.stderr)
         return 2
-    from rag.store import StoreError, index_exists
+    from rag.store import StoreError
+    from rag.store.backends import store_exists
 
     index_dir = resolve_index(settings, args.index)
-    if not index_exists(index_dir):
+    try:
+        exists = store_exists(settings, index_dir)  # RAG_STORE: a folder or Milvus
+    except StoreError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    if not exists:
         what = " (that is a file, not a folder)" if index_dir.is_file() else ""
         print(
             f"error: no index at {printable(index_dir)}{what}; build one first with "

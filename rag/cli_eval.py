@@ -77,9 +77,15 @@ def run(args: argparse.Namespace) -> int:
         items = items[: args.limit]
     index_dir: Path = args.index if args.index is not None else settings.index_path("default")
 
-    from rag.store import StoreError, index_exists
+    from rag.store import StoreError
+    from rag.store.backends import store_exists
 
-    if not index_exists(index_dir):
+    try:
+        exists = store_exists(settings, index_dir)  # RAG_STORE: a folder or Milvus
+    except StoreError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    if not exists:
         print(f"error: no index at {index_dir}: build one with "
               f"`rag ingest CORPUS_DIR --index {index_dir}`", file=sys.stderr)
         return 1
@@ -103,10 +109,10 @@ def _evaluate(settings: Settings, index_dir: Path, items: Sequence[QAItem],
     from rag.embed import build_encoder
     from rag.evaluate import AnswerFn, BatchedQueryEncoder, run_eval
     from rag.retrieve import build_retriever
-    from rag.store import open_index
+    from rag.store.backends import open_reader
 
     encoder = build_encoder(settings)
-    index = open_index(index_dir, encoder)
+    index = open_reader(settings, index_dir, encoder)
     try:
         questions = BatchedQueryEncoder(encoder, [item.question for item in items])
         retriever = build_retriever(settings, index, questions)

@@ -19,7 +19,7 @@ from langchain_core.vectorstores import VectorStore
 from pydantic import ConfigDict
 
 from rag.settings import RetrieverMode, Settings
-from rag.store import Index
+from rag.store import Index, IndexReader
 from rag.types import Chunk, Encoder, FloatArray
 
 MODES: tuple[RetrieverMode, ...] = ("hybrid", "dense", "bm25")
@@ -154,6 +154,6 @@ class HybridRetriever(BaseRetriever):
             dense_scores[cid] = float(s)
 
 
-def build_retriever(settings: Settings, index: Index, encoder: Encoder) -> HybridRetriever:
+def build_retriever(settings: Settings, index: IndexReader, encoder: Encoder) -> HybridRetriever:
     return HybridRetriever(index=index, encoder=encoder, mode=settings.retriever, k=settings.k,
                            fetch_k=settings.fetch_k, rrf_k=settings.rrf_k)

@@ -16,6 +16,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 RetrieverMode = Literal["hybrid", "dense", "bm25"]
 IndexKind = Literal["flat", "hnsw"]
+StoreKind = Literal["faiss", "milvus"]
+IngestEngine = Literal["local", "ray"]
 Precision = Literal["auto", "fp32", "bf16", "int8"]
 
 _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
@@ -132,6 +134,46 @@ class Settings(BaseSettings):
         None, ge=256, description="Prompt budget; default the model's own context window."
     )
 
+    # --- past one machine (docs/scaling.md) -----------------------------------------------
+    decoder: str = Field(
+        "local",
+        description="'local' (decoder_model in this process) or 'openai:URL' for any "
+        "OpenAI-compatible chat endpoint (vLLM, llama.cpp server, Ollama, a hosted one), e.g. "
+        "'openai:http://gpu-1:8000/v1'.",
+    )
+    decoder_remote_model: str | None = Field(
+        None, description="Model name sent to the remote decoder; default the first one it lists."
+    )
+    decoder_api_key: SecretStr | None = Field(
+        None, description="API key for the remote decoder (RAG_DECODER_API_KEY)."
+    )
+    decoder_timeout_s: float = Field(120.0, gt=0, description="Remote decoder request timeout.")
+    store: StoreKind = Field(
+        "faiss",
+        description="'faiss' (a folder per index under indexes_dir) or 'milvus' (a Milvus "
+        "server or cluster at store_uri; one set of collections per index name).",
+    )
+    store_uri: str = Field(
+        "http://127.0.0.1:19530", description="Milvus address (store='milvus')."
+    )
+    store_token: SecretStr | None = Field(
+        None, description="Milvus credentials, 'user:password' or an API key (RAG_STORE_TOKEN)."
+    )
+    store_prefix: str = Field(
+        "docchat", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="Prefix of the Milvus collection names (several deployments, one cluster).",
+    )
+    ingest_engine: IngestEngine = Field(
+        "local", description="'local' (processes on this machine) or 'ray' (Ray Data stages on a cluster)."
+    )
+    ray_address: str | None = Field(
+        None, description="Ray cluster to join (ingest_engine='ray'): 'auto', 'HOST:6379', "
+        "'ray://HOST:10001'; None starts a local Ray."
+    )
+    ray_embed_workers: int = Field(
+        0, ge=0, description="Embedding actors on Ray; 0 = one per GPU, else one per node."
+    )
+
     # --- HTTP API (rag serve) ------------------------------------------------------------
     api_token: SecretStr | None = Field(
         None,
@@ -161,6 +203,13 @@ class Settings(BaseSettings):
         if not _DEVICE.match(value):
             raise ValueError("allowed values are 'auto', 'cpu', 'cuda', 'cuda:N', 'mps'")
         return value
+
+    @field_validator("decoder")
+    @classmethod
+    def _decoder_form(cls, v: str) -> str:
+        if v != "local" and not re.match(r"^openai:https?://[^\s/]+", v):
+            raise ValueError(f"decoder {v!r}: allowed values are 'local' or 'openai:http(s)://HOST:PORT/v1'")
+        return v
 
     @model_validator(mode="after")
     def _overlap_below_size(self) -> Settings:

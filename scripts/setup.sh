@@ -30,7 +30,8 @@ $VPY -m pip install -q --upgrade pip
 # build with gigabytes of dependencies. Users with a GPU can install their CUDA torch first.
 $VPY -m pip install -q "torch==2.13.0" || $VPY -m pip install -q torch
 if [[ $DEV == 1 ]]; then
-  $VPY -m pip install -q -e ".[dev]"
+  # The scale extra too: CI runs the scale suite (Ray nodes, a Milvus server).
+  $VPY -m pip install -q -e ".[dev,scale]"
 else
   $VPY -m pip install -q -e .
 fi

@@ -12,6 +12,8 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+from procs import milvus_uri, ray_cluster  # noqa: F401  (fixtures of the scale tests)
+
 from rag.settings import Settings
 from rag.testing import FakeEncoder
 
