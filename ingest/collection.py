@@ -109,12 +109,22 @@ def document_files(c: Collection) -> list[str]:
     return out
 
 
-def index_revision(c: Collection) -> str:
-    """Names the live generation of the index; changes whenever a writer commits.
+def index_revision(c: Collection, settings: Settings | None = None) -> str:
+    """Names the live revision of the index; changes whenever a writer commits ("" when
+    there is no index yet).
 
     Used as a cache key so every session picks up a re-ingested index on its next run.
-    The CURRENT file is the atomic switch described in docs/architecture.md.
+    For the folder store, the CURRENT file is the atomic switch described in
+    docs/architecture.md; a server store (``settings.store``) keeps its own revision.
     """
+    if settings is not None and settings.store != "faiss":
+        from rag.store import StoreError
+        from rag.store.backends import store_revision
+
+        try:
+            return store_revision(settings, c.index_dir)
+        except StoreError:
+            return ""
     try:
         return (c.index_dir / "CURRENT").read_text(encoding="utf-8").strip()
     except OSError:

@@ -96,10 +96,8 @@ def choose_collection(settings: Settings) -> Collection:
 
 def ensure_index(settings: Settings, c: Collection, encoder_ready: bool) -> None:
     """First start of a collection with documents but no index yet: build it, visibly."""
-    from rag.store import index_exists
-
     board = resources.job_board()
-    if not encoder_ready or board.last(c.name) is not None or index_exists(c.index_dir):
+    if not encoder_ready or board.last(c.name) is not None or index_revision(c, settings):
         return
     n = len(document_files(c))
     if n:
@@ -131,7 +129,8 @@ def answer_next(settings: Settings, c: Collection, store: ChatStore, chat_id: st
             failed = f"Cannot load the language model: {error_text(e)}"
         if not failed:
             try:
-                chain = resources.shared_chain(settings, c.index_dir, index_revision(c), options.decoder)
+                chain = resources.shared_chain(settings, c.index_dir, index_revision(c, settings),
+                                               options.decoder)
             except Exception as e:
                 log.exception("opening the chain for %s failed", c.name)
                 failed = f"Cannot open the collection {c.name!r}: {error_text(e)}"
@@ -238,7 +237,7 @@ def main() -> None:
         log.exception("listing documents of %s failed", c.name)
         st.error(f"Cannot read the collection {escape_markdown(repr(c.name))}: {error_text(e)}")
         n_docs = 0
-    ready = n_docs > 0 and bool(index_revision(c))
+    ready = n_docs > 0 and bool(index_revision(c, settings))
     try:
         chat_area(settings, c, store, chat_id, options, ready)
     except ChatStoreError as e:

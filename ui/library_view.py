@@ -18,7 +18,6 @@ from ingest.collection import Collection, document_files, document_states, index
 from ingest.jobs import Job, JobBusyError
 from ingest.uploads import ALLOWED_SUFFIXES, SaveResult, save_upload
 from rag.settings import Settings
-from rag.store import index_exists
 from ui import resources
 from ui.highlight import escape_markdown, passage_markdown
 
@@ -40,12 +39,12 @@ class DocumentRow:
 @st.cache_resource(show_spinner=False, max_entries=32)
 def indexed_files(index_dir: str, revision: str) -> tuple[FileRecord, ...]:
     """The index's file records; cached per live generation, which never changes once made."""
-    from rag.store import index_exists, read_manifest
+    from rag.store.backends import store_manifest
 
-    path = Path(index_dir)
-    if not revision or not index_exists(path):
+    if not revision:
         return ()
-    return tuple(sorted(read_manifest(path).files.values(), key=lambda f: f.source))
+    manifest = store_manifest(resources.load_settings(), Path(index_dir))  # folder or server
+    return tuple(sorted(manifest.files.values(), key=lambda f: f.source))
 
 
 def _when(iso: str) -> str:
@@ -194,7 +193,8 @@ def job_progress(collection: str) -> None:
         st.rerun()
         return
     st.progress(job.fraction, text=escape_markdown(job.progress_text))
-    if index_exists(resources.load_settings().index_path(collection)):
+    settings = resources.load_settings()
+    if index_revision(Collection(collection, settings.index_path(collection)), settings):
         note = "you can keep chatting; answers use the documents indexed so far"
     else:
         note = "the chat opens as soon as the index is ready"
@@ -223,7 +223,7 @@ def render_documents(settings: Settings, c: Collection, encoder: Encoder) -> int
     """The documents table and remove controls; returns how many documents are indexed."""
     board = resources.job_board()
     job = board.last(c.name)
-    records = indexed_files(str(c.index_dir), index_revision(c))
+    records = indexed_files(str(c.index_dir), index_revision(c, resources.load_settings()))
     rows = document_rows(records, document_files(c), job)
     total_chunks = sum(r.chunks for r in records)
     label = f"Documents ({len(records)} · {total_chunks} passages)"
