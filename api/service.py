@@ -137,7 +137,7 @@ class Service:
 
     settings: Settings
     encoder: LockedEncoder
-    generator: LockedGenerator
+    generator: LockedGenerator | None  # None with a remote decoder
     admission: Admission
     jobs: JobBoard = field(default_factory=JobBoard)
     _chains: dict[str, tuple[str, RagChain]] = field(default_factory=dict)
@@ -152,11 +152,14 @@ class Service:
             from rag.embed import build_encoder
 
             encoder = build_encoder(settings)
-        if generator is None:
+        if generator is None and settings.decoder == "local":
             from rag.generate import build_generator
 
             generator = build_generator(settings)
-        return cls(settings, LockedEncoder(encoder, settings.embed_batch_size), LockedGenerator(generator),
+        # A remote decoder (RAG_DECODER=openai:URL) is a chat model each chain builds; no
+        # local decoder is loaded for it.
+        locked = LockedGenerator(generator) if generator is not None else None
+        return cls(settings, LockedEncoder(encoder, settings.embed_batch_size), locked,
                    Admission(settings.api_max_queue))
 
     def collection(self, name: str) -> Collection:

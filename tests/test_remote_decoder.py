@@ -116,3 +116,21 @@ def test_real_decoder_over_http_answers_as_in_process(tmp_path: Path, real_encod
         for q in QUESTIONS[:3]:
             a, b = local.invoke(q), remote.invoke(q)
             assert (b.text, b.cited, b.abstained) == (a.text, a.cited, a.abstained), q
+
+
+def test_api_with_a_remote_decoder_loads_no_local_one(
+        settings: Settings, tmp_path: Path, fake_server: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import rag.generate
+    from api.service import Service
+
+    def no_local(_settings: object) -> None:
+        raise AssertionError("the local decoder was loaded although RAG_DECODER is remote")
+
+    monkeypatch.setattr(rag.generate, "build_generator", no_local)
+    s = remote_settings(settings, fake_server, indexes_dir=tmp_path / "indexes")
+    service = Service.build(s, encoder=FakeEncoder())
+    assert service.generator is None
+    write_index(s.index_path("docs"), DOCS, FakeEncoder(), pdf_page=2)
+    chain = service.chain("docs")
+    assert isinstance(chain.llm, ChatOpenAI)
+    assert chain.invoke(QUESTIONS[0]).text == "The Eiffel Tower was completed in 1889. [1]"

@@ -41,7 +41,8 @@ def make_generator(settings: Settings) -> Generator:
     return build_generator(settings)
 
 
-def make_chain(settings: Settings, index_dir: Path, encoder: Encoder, generator: Generator) -> RagChain:
+def make_chain(settings: Settings, index_dir: Path, encoder: Encoder,
+               generator: Generator | None) -> RagChain:
     from rag.chain import build_chain
 
     return build_chain(settings, index_dir, encoder=encoder, generator=generator)
@@ -116,6 +117,8 @@ def load_generator_visibly(settings: Settings) -> float:
     Loaded with the first question, in a status box that says so, so the answer's own
     time (in its caption) does not silently include it."""
     key = settings_key(settings)
+    if settings.decoder != "local":
+        return 0.0  # a remote decoder (RAG_DECODER=openai:URL): nothing to load here
     if ("decoder", key) in loaded_models():
         shared_generator(settings, key)
         return 0.0
@@ -213,7 +216,8 @@ class _LiveChains:
                 return hit[1]
             self._chains.pop((key, index_dir), None)  # release the old one before loading
             encoder = shared_encoder(settings, settings_key(settings))
-            decoder = BudgetWatch(shared_generator(decoding, key))
+            # A remote decoder is a chat model the chain builds itself; no local one loads.
+            decoder = BudgetWatch(shared_generator(decoding, key)) if decoding.decoder == "local" else None
             chain = make_chain(decoding, Path(index_dir), encoder, decoder)
             self._chains[(key, index_dir)] = (revision, chain)
             return chain
