@@ -7,7 +7,6 @@ nothing.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import secrets
 
@@ -18,16 +17,6 @@ from api.errors import error_body
 
 #: Paths anyone may read: the API description, not the documents.
 PUBLIC_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/openapi.json", "/redoc", "/health"})
-
-
-def is_loopback(address: str) -> bool:
-    """Whether listening on ``address`` keeps the server to this machine."""
-    if address == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(address).is_loopback
-    except ValueError:
-        return False  # a host name: it may resolve to anything
 
 
 class _TooLarge(Exception):

@@ -7,6 +7,7 @@ few fields it needs, as an argument. Every field can be set from the environment
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from pathlib import Path
 from typing import Literal
@@ -238,6 +239,21 @@ class Settings(BaseSettings):
         if not name or "/" in name or "\\" in name or name.startswith("."):
             raise ValueError(f"index name {name!r} must be a plain folder name")
         return self.indexes_dir / name
+
+
+def is_loopback(address: str | None) -> bool:
+    """Whether listening on ``address`` keeps the server to this machine.
+
+    Streamlit listens on every interface when the address is empty (None).
+    """
+    if not address:
+        return False
+    if address == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything
 
 
 def describe_error(error: ValueError) -> str:

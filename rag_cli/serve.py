@@ -23,8 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def check(args: argparse.Namespace) -> str | None:
     """Why the server must not start with these flags and settings, or None."""
-    from api.guard import is_loopback
-    from rag.settings import Settings
+    from rag.settings import Settings, is_loopback
 
     if not 0 < args.port < 65536:
         return f"--port {args.port} is not a TCP port (1-65535)"

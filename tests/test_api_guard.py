@@ -18,11 +18,10 @@ from openai import APIError, AuthenticationError, OpenAI
 from pydantic import SecretStr
 
 from api.app import create_app
-from api.guard import is_loopback
 from api.service import LockedEncoder
 from api.testing import RunningServer, serve_in_thread, wait_for_job
 from rag.chain import ABSTAIN_TEXT
-from rag.settings import Settings
+from rag.settings import Settings, is_loopback
 from rag.testing import FakeEncoder, FakeGenerator, write_index
 from rag.types import DecodingParams
 from rag_cli.main import main as rag_main

@@ -29,9 +29,9 @@ from streamlit import config as st_config
 from streamlit.testing.v1 import AppTest
 from test_ui_app import APP, Models, settle, start, texts
 
-from rag.settings import Settings
+from rag.settings import Settings, is_loopback
 from ui import launch
-from ui.access import exposure_problem, is_loopback, password_matches
+from ui.access import exposure_problem, password_matches
 
 models = test_ui_app.models  # the fake-model fixture of the app tests, shared
 REPO = Path(__file__).resolve().parent.parent

@@ -11,26 +11,10 @@ anything until RAG_UI_PASSWORD is set, and then asks for it.
 from __future__ import annotations
 
 import hmac
-import ipaddress
 
 import streamlit as st
 
-from rag.settings import Settings
-
-
-def is_loopback(address: str | None) -> bool:
-    """Whether listening on ``address`` keeps the server to this machine.
-
-    Streamlit listens on every interface when the address is empty (None).
-    """
-    if not address:
-        return False
-    if address == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(address).is_loopback
-    except ValueError:
-        return False  # a host name: it may resolve to anything
+from rag.settings import Settings, is_loopback
 
 
 def exposure_problem(address: str | None, settings: Settings) -> str | None:
