@@ -12,7 +12,11 @@ of 1,000 chunks and committed once (a full base), then, on that index:
 - one commit forced to compact (what a commit costs every ~2% of the index);
 - open a reader (with a delta of those files), hybrid / dense / BM25 query latency with
   the real encoder (query embedding included), one question at a time as the chat asks;
-- peak RSS of the process (build included) and RSS after opening the reader.
+- peak RSS of the process (build included) and RSS after opening the reader;
+- remove ~1% of the base (one 1,000-chunk file per 100k chunks, at least one), then open
+  a reader in a fresh process with the table of removed rows and with the full comparison
+  of rows that every open made before that table (``--open``): time (loading the base
+  files, and in all) and RSS of each, best of two.
 
 ``--rerun-files`` also times an unchanged re-run of ``ingest_folder`` over that many
 small text files (fake encoder: nothing is embedded when nothing changed). Each size runs
@@ -195,6 +199,22 @@ def one_size(n: int, kind: str, n_queries: int) -> dict[str, object]:
         index.close()
         print(json.dumps(out), flush=True)
 
+        # ~1% of the base removed (no compaction: that is under 2%), then fresh readers.
+        with writer(path, kind) as w:
+            for f in range(max(1, n // 100_000)):
+                w.remove_file(f"synthetic/{f * 7:05d}.txt")
+            w.commit()
+            assert not w.compacted
+        for mode in ("scan", "table"):
+            runs = [json.loads(subprocess.run(
+                [sys.executable, __file__, "--open", str(path), mode], check=True,
+                capture_output=True, text=True).stdout) for _ in range(2)]
+            best = min(runs, key=lambda r: r["open_s"])
+            for key in ("open_s", "base_files_s", "rss_mb", "rss_before_mb", "removed",
+                        "chunks"):
+                out[f"removed_1pct_{mode}_{key}"] = best[key]
+        print(json.dumps(out), flush=True)
+
         writer_module.COMPACT_MIN_ROWS = 0
         writer_module.COMPACT_FRACTION = 0.0
         t_c, compacted = commit_one("add", 99)
@@ -274,6 +294,36 @@ def split_copy(src: Path, dst: Path) -> dict[str, object]:
     return {"files": len(files), "base_files": half, "compacted": compacted}
 
 
+def open_once(path: Path, mode: str) -> dict[str, float]:
+    """Open a reader in this (fresh) process: ``table`` reads the removed rows from
+    their table; ``scan`` compares every base row with the live ones instead (what
+    every open did before the table existed, and what an index without it still does)."""
+    import rag.store.reader as reader_module
+    from rag.store.base import Base
+
+    if mode == "scan":
+        reader_module.read_removed = lambda *_: None  # type: ignore[assignment]
+    import faiss  # noqa: F401  (imports are not the open's cost)
+
+    load_base = reader_module._load_base
+    base_s = []
+
+    def timed(path: Path) -> Base:
+        t = time.perf_counter()
+        base = load_base(path)
+        base_s.append(time.perf_counter() - t)
+        return base
+
+    reader_module._load_base = timed
+    before = rss_mb()
+    t = time.perf_counter()
+    index = Index(path)
+    took = time.perf_counter() - t
+    return {"open_s": round(took, 2), "base_files_s": round(sum(base_s), 2),
+            "rss_mb": round(rss_mb()), "rss_before_mb": round(before),
+            "removed": int(index._removed_dense.size), "chunks": len(index)}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="*", default=[10_000, 100_000, 1_000_000])
@@ -281,9 +331,14 @@ def main() -> int:
     parser.add_argument("--queries", type=int, default=100)
     parser.add_argument("--rerun-files", type=int, default=10_000)
     parser.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--open", nargs=2, metavar=("INDEX", "MODE"),
+                        help="only open INDEX once, MODE 'table' or 'scan'; print time and RSS")
     parser.add_argument("--split-copy", nargs=2, type=Path, metavar=("SRC", "DST"),
                         help="only copy index SRC to DST with half its files in the delta")
     args = parser.parse_args()
+    if args.open:
+        print(json.dumps(open_once(Path(args.open[0]), args.open[1])))
+        return 0
     if args.split_copy:
         print(json.dumps(split_copy(*args.split_copy)))
         return 0
