@@ -25,10 +25,11 @@ def _text(i: int, j: int, version: int = 0) -> str:
     return f"doc{i} part{j} v{version} " + " ".join(rng.choice(WORDS, 10))
 
 
-def _writer(path: Path, enc: FakeEncoder, kind: str = "flat") -> IndexWriter:
+def _writer(path: Path, enc: FakeEncoder, kind: str = "flat", rebuild: bool = False
+            ) -> IndexWriter:
     return IndexWriter(path, encoder_name=enc.name, dimension=enc.dimension,
                        max_tokens=enc.max_tokens, chunk_tokens=64, chunk_overlap=8,
-                       index_kind=kind, hnsw_m=16)
+                       index_kind=kind, hnsw_m=16, rebuild=rebuild)
 
 
 def _add(w: IndexWriter, enc: FakeEncoder, i: int, version: int = 0) -> None:
@@ -242,4 +243,28 @@ def test_a_crash_between_a_compaction_and_the_swap(tmp_path: Path,
     _no_row_scan(monkeypatch)
     index = Index(idx)
     _check_gone(index, enc, gone)
+    index.close()
+
+
+def test_a_reader_between_a_rebuild_commit_and_its_new_base(tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch
+                                                            ) -> None:
+    enc = FakeEncoder()
+    idx = tmp_path / "idx"
+    rows = _build(idx, enc, "flat", files=10)
+
+    def killed(*_: object, **__: object) -> None:
+        raise KeyboardInterrupt
+
+    # The rebuild's rows are committed; its base is never built: CURRENT names the old one,
+    # every row of which is gone.
+    monkeypatch.setattr(writer_module, "build_base", killed)
+    with pytest.raises(KeyboardInterrupt), _writer(idx, enc, rebuild=True) as w:
+        for i in (0, 60, 61):
+            _add(w, enc, i, version=2)
+        w.commit()
+    index = Index(idx)
+    assert len(index) == 9
+    _check_gone(index, enc, rows)
+    assert {c.source for c in index.chunks(index.rows())} == {"f000.txt", "f060.txt", "f061.txt"}
     index.close()

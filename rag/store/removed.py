@@ -91,9 +91,11 @@ def derive(db: sqlite3.Connection, gen: Path, info: BaseInfo) -> None:
     _set_meta(db, BASE_KEY, info.revision)
 
 
-def clear(db: sqlite3.Connection) -> None:
-    """Nothing is removed: the index is being rebuilt from nothing."""
+def forget(db: sqlite3.Connection) -> None:
+    """Every row goes (a rebuild): until the new base is named, the table describes no
+    base, so a reader of the old base compares rows rather than trust an empty table."""
     db.execute("DELETE FROM removed")
+    db.execute("DELETE FROM meta WHERE key = ?", (BASE_KEY,))
 
 
 def mark_current(db: sqlite3.Connection, revision: int) -> None:

@@ -136,7 +136,7 @@ class IndexWriter:
         if not meta or self.rebuild:
             db.execute("DELETE FROM chunks")
             db.execute("DELETE FROM files")
-            removed_table.clear(db)
+            removed_table.forget(db)
             self._files = {}
             return
         manifest = read_manifest_db(db, self.path)
