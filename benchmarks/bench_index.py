@@ -205,7 +205,7 @@ def one_size(n: int, kind: str, n_queries: int) -> dict[str, object]:
                 w.remove_file(f"synthetic/{f * 7:05d}.txt")
             w.commit()
             assert not w.compacted
-        for mode in ("scan", "table"):
+        for mode in ("before", "scan", "table"):
             runs = [json.loads(subprocess.run(
                 [sys.executable, __file__, "--open", str(path), mode], check=True,
                 capture_output=True, text=True).stdout) for _ in range(2)]
@@ -295,15 +295,21 @@ def split_copy(src: Path, dst: Path) -> dict[str, object]:
 
 
 def open_once(path: Path, mode: str) -> dict[str, float]:
-    """Open a reader in this (fresh) process: ``table`` reads the removed rows from
-    their table; ``scan`` compares every base row with the live ones instead (what
-    every open did before the table existed, and what an index without it still does)."""
+    """Open a reader in this (fresh) process. ``table``: as this release does (the removed
+    rows read from their table, flat vectors memory-mapped); ``scan``: every base row
+    compared with the live ones instead (an index written before the table, until its
+    next write); ``before``: as the previous release did (``scan``, and the flat vectors
+    read into memory)."""
+    import bm25s  # noqa: F401  (imports are not the open's cost)
+    import faiss
+
     import rag.store.reader as reader_module
     from rag.store.base import Base
 
-    if mode == "scan":
+    if mode in ("scan", "before"):
         reader_module.read_removed = lambda *_: None  # type: ignore[assignment]
-    import faiss  # noqa: F401  (imports are not the open's cost)
+    if mode == "before":
+        faiss.IO_FLAG_MMAP_IFC = 0
 
     load_base = reader_module._load_base
     base_s = []
@@ -332,7 +338,7 @@ def main() -> int:
     parser.add_argument("--rerun-files", type=int, default=10_000)
     parser.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--open", nargs=2, metavar=("INDEX", "MODE"),
-                        help="only open INDEX once, MODE 'table' or 'scan'; print time and RSS")
+                        help="only open INDEX once, MODE 'table', 'scan' or 'before'; print time and RSS")
     parser.add_argument("--split-copy", nargs=2, type=Path, metavar=("SRC", "DST"),
                         help="only copy index SRC to DST with half its files in the delta")
     args = parser.parse_args()
