@@ -27,8 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ingest.load import parse_job
-from ingest.pipeline import ingest_folder, plan_parse_jobs, scan_folder
+from ingest.load import failed_job, parse_job
+from ingest.pipeline import ingest_folder, limits, plan_parse_jobs, scan_folder
 from ingest.runner import make_runner
 from rag.settings import Settings
 from rag.store import open_index
@@ -99,7 +99,8 @@ def time_parse(corpus: Path, settings: Settings) -> tuple[float, float, int, int
     workers = settings.parse_workers or os.cpu_count() or 1
     t = time.perf_counter()
     jobs, _ = plan_parse_jobs(candidates, workers)  # long PDFs cut into page ranges
-    outs = list(make_runner(workers, len(jobs)).map(parse_job, jobs))
+    runner = make_runner(workers, len(jobs), limits(settings))
+    outs = list(runner.map(parse_job, jobs, failed_job))
     pool_s = time.perf_counter() - t
     pages = sum(len(o.document.pages) for o in outs if o.document is not None)
     pdfs = [c.path for c in candidates if c.path.suffix.lower() == ".pdf"]

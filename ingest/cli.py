@@ -1,8 +1,10 @@
 """The ingest script: ``rag ingest CORPUS_DIR --index INDEX_DIR [--rebuild] [--json]``.
 
-Also ``python -m ingest ...``. Exit status: 0 done; 1 nothing could be ingested or the
-index cannot be written (locked, built with another encoder); 2 usage error (e.g. the
-corpus folder is missing); 130 interrupted (the previous index is intact).
+Also ``python -m ingest ...``. Exit status: 0 the index is up to date and usable (even if
+some files failed: the summary lists them); 1 no usable index resulted (no file could be
+ingested) or the index cannot be written (locked, damaged, built with another encoder,
+not writable); 2 usage error (a missing corpus folder, a bad setting, --index naming a
+file); 130 interrupted by Ctrl-C or SIGTERM (the previous index is intact).
 """
 
 from __future__ import annotations
@@ -66,22 +68,62 @@ class _Bars:
             bar.close()
 
 
+def _usage_problem(corpus: Path, index_dir: Path) -> str | None:
+    """What is wrong with the paths given, before any model loads; None if nothing."""
+    from rag.text import printable
+
+    for what, path in (("corpus folder", corpus), ("index folder", index_dir)):
+        try:
+            str(path).encode("utf-8")
+        except UnicodeEncodeError:
+            return (f"{what} '{printable(path)}' is not valid UTF-8; rename it (the index "
+                    "records paths as text)")
+    if not corpus.is_dir():
+        why = "does not exist" if not corpus.exists() else "is not a folder"
+        return f"corpus folder '{printable(corpus)}' {why}"
+    if index_dir.exists() and not index_dir.is_dir():
+        return (f"--index '{printable(index_dir)}' is a file, not a folder; give a folder "
+                "(new or an existing index)")
+    return None
+
+
+def _quiet_libraries() -> None:
+    """--no-progress: no bars from the libraries either (transformers' "Loading weights",
+    hub downloads); read when they import, so set before the model loads."""
+    import os
+
+    os.environ["TQDM_DISABLE"] = "1"
+    os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+    os.environ["TRANSFORMERS_VERBOSITY"] = "error"
+
+
+def _sigterm_as_interrupt(signum: int, frame: object) -> None:
+    # The same clean stop as Ctrl-C: the transaction rolls back, parser workers are
+    # stopped, the previous index stays as it was.
+    raise KeyboardInterrupt
+
+
 def run(args: argparse.Namespace) -> int:
-    from rag.settings import Settings
+    import signal
+
+    from rag.settings import Settings, describe_error
+    from rag.text import printable
 
     try:
         settings = Settings.from_flags(
             parse_workers=args.workers, embed_batch_size=args.batch_size, device=args.device
         )
     except ValueError as e:
-        print(f"error: invalid setting: {e}", file=sys.stderr)
+        print(f"error: invalid setting: {describe_error(e)}", file=sys.stderr)
         return 2
     corpus: Path = args.corpus_dir
-    if not corpus.is_dir():
-        why = "does not exist" if not corpus.exists() else "is not a folder"
-        print(f"error: corpus folder {str(corpus)!r} {why}", file=sys.stderr)
-        return 2
     index_dir: Path = args.index if args.index is not None else settings.index_path("default")
+    problem = _usage_problem(corpus, index_dir)
+    if problem is not None:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    if args.no_progress:
+        _quiet_libraries()
 
     from tqdm.contrib.logging import logging_redirect_tqdm
 
@@ -91,6 +133,10 @@ def run(args: argparse.Namespace) -> int:
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     bars = _Bars(enabled=not args.no_progress)
+    import threading
+
+    main_thread = threading.current_thread() is threading.main_thread()  # signal's rule
+    previous = signal.signal(signal.SIGTERM, _sigterm_as_interrupt) if main_thread else None
     try:
         with logging_redirect_tqdm():
             summary = ingest_folder(corpus, index_dir, settings, rebuild=args.rebuild,
@@ -98,25 +144,36 @@ def run(args: argparse.Namespace) -> int:
     except StoreError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print(f"\ninterrupted: the index at {index_dir} is as it was at its last commit",
+    except OSError as e:  # the corpus changing under us, a full disk, ...
+        where = printable(e.filename) if e.filename else printable(index_dir)
+        print(f"error: {where}: {e.strerror or e}; the previous index is intact",
               file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: the index at {printable(index_dir)} is as it was at its last "
+              "commit", file=sys.stderr)
         return 130
     finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
         bars.close()
 
     if args.json:
         print(json.dumps(summary.to_json()))
     else:
         print(format_summary(summary.to_json()))
-    nothing = summary.total_files == 0 or (summary.files_failed and summary.files_ok == 0)
-    if nothing:
-        print("error: nothing could be ingested", file=sys.stderr)
+    if summary.total_files == 0:
+        failed = f" ({len(summary.files_failed)} failed, listed above)" \
+            if summary.files_failed else ""
+        print(f"error: no usable index: nothing could be ingested from "
+              f"{printable(corpus)}{failed}", file=sys.stderr)
         return 1
     return 0
 
 
 def format_summary(s: dict[str, Any]) -> str:
+    from rag.text import printable
+
     lines = [
         f"ingested {s['files_ok']} file(s): {s['pages']} pages, {s['chunks']} chunks in "
         f"{s['seconds']:.1f} s ({s['chunks_per_s']:.1f} chunks/s); "
@@ -126,7 +183,8 @@ def format_summary(s: dict[str, Any]) -> str:
     ]
     for kind in ("files_failed", "files_skipped", "warnings"):
         for item in s[kind]:
-            lines.append(f"  {kind.removeprefix('files_')}: {item['path']}: {item['reason']}")
+            lines.append(f"  {kind.removeprefix('files_')}: {printable(item['path'])}: "
+                         f"{item['reason']}")
     return "\n".join(lines)
 
 

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ingest.pdf import NO_TEXT_LAYER, PdfError, page_count, read_pdf
+from ingest.pdf import NO_TEXT, NO_TEXT_LAYER, PdfError, page_count, read_pdf
 from rag.types import Page, ParsedDocument
 
-__all__ = ["NO_TEXT_LAYER", "ParseError", "ParseOutcome", "parse_file", "parse_job"]
+__all__ = ["NO_TEXT", "NO_TEXT_LAYER", "ParseError", "ParseOutcome", "compact_warnings", "failed_job",
+           "parse_file", "parse_job"]
 
 PDF_SUFFIXES = frozenset({".pdf"})
 TEXT_SUFFIXES = frozenset({".txt", ".text", ".md", ".markdown", ".rst"})
@@ -61,7 +63,7 @@ def parse_file(
     try:
         pages, title = parse_bytes(data, suffix, warnings, page_range, ocr=ocr)
         if page_range is None:
-            check_has_text(pages, suffix)
+            check_has_text(pages, suffix, warnings)
     except ParseError as e:
         return ParseOutcome(source, sha, None, str(e), warnings, page_range)
     doc = ParsedDocument(source=source, pages=pages, title=title)
@@ -82,11 +84,69 @@ def parse_job(job: ParseJob) -> ParseOutcome:
     return parse_file(Path(path), source, page_range, ocr=ocr)
 
 
-def check_has_text(pages: list[Page], suffix: str) -> None:
-    if not any(p.text.strip() for p in pages):
-        if suffix in PDF_SUFFIXES:
-            raise ParseError(f"no text on any of its {len(pages)} page(s): {NO_TEXT_LAYER}")
+def count_job(job: tuple[str, str]) -> tuple[str, int | None]:
+    """(source, pages of the PDF at path, or None if unreadable), for ``StageRunner.map``."""
+    path, source = job
+    return source, pdf_page_count(Path(path))
+
+
+def count_failed(job: tuple[str, str], reason: str) -> tuple[str, int | None]:
+    return job[1], None
+
+
+def failed_job(job: ParseJob, reason: str) -> ParseOutcome:
+    """The outcome of a job whose parser was stopped (time or memory limit, a crash)."""
+    _, source, page_range, _ = job
+    return ParseOutcome(source, "", None, reason, page_range=page_range)
+
+
+_PAGE_WARNING = re.compile(r"^page (\d+): (.*)$", re.DOTALL)
+
+
+def compact_warnings(warnings: list[str], keep: int = 2) -> list[str]:
+    """Page warnings with the same reason merged into one ("pages 1-60 (60 pages): ...")."""
+    pages: dict[str, list[int]] = {}
+    out: list[str] = []
+    for w in warnings:
+        m = _PAGE_WARNING.match(w)
+        if m is None:
+            out.append(w)
+        else:
+            pages.setdefault(m.group(2), []).append(int(m.group(1)))
+    for reason, numbers in pages.items():
+        if len(numbers) <= keep:
+            out.extend(f"page {n}: {reason}" for n in numbers)
+        else:
+            out.append(f"pages {_ranges(sorted(numbers))} ({len(numbers)} pages): {reason}")
+    return out
+
+
+def _ranges(numbers: list[int]) -> str:
+    runs: list[list[int]] = []
+    for n in numbers:
+        if runs and n == runs[-1][1] + 1:
+            runs[-1][1] = n
+        else:
+            runs.append([n, n])
+    text = ", ".join(f"{a}-{b}" if b > a else f"{a}" for a, b in runs[:8])
+    return text + (", ..." if len(runs) > 8 else "")
+
+
+def check_has_text(pages: list[Page], suffix: str, warnings: Sequence[str] = ()) -> None:
+    """Raise ParseError, with the most likely reason, when no page has any text."""
+    if any(p.text.strip() for p in pages):
+        return
+    if suffix not in PDF_SUFFIXES:
         raise ParseError("no text in file (only whitespace or markup)")
+    n = len(pages)
+    unreadable = sum(": cannot be read" in w or "extraction failed" in w for w in warnings)
+    if unreadable and unreadable >= n:
+        raise ParseError(f"corrupt PDF: none of its {n} page(s) can be read (a damaged page "
+                         "tree, e.g. a reference loop)")
+    if any(NO_TEXT_LAYER in w for w in warnings):
+        raise ParseError(f"no text on any of its {n} page(s): {NO_TEXT_LAYER}")
+    raise ParseError(f"no text on any of its {n} page(s): no text layer and no images (blank "
+                     "pages or drawings only)")
 
 
 def pdf_page_count(path: Path) -> int | None:
@@ -237,7 +297,7 @@ def merge_parts(parts: list[ParseOutcome]) -> ParseOutcome:
                             "file changed while it was being read; run ingest again", warnings)
     pages = [p for o in parts if o.document is not None for p in o.document.pages]
     try:
-        check_has_text(pages, ".pdf")
+        check_has_text(pages, ".pdf", warnings)
     except ParseError as e:
         return ParseOutcome(first.source, first.sha256, None, str(e), warnings)
     title = next((o.document.title for o in parts if o.document is not None), "")

@@ -25,6 +25,9 @@ from ingest.tables import linearize_tables
 from rag.types import Page
 
 NO_TEXT_LAYER = "no text layer: scanned PDF? OCR found no text (or is off: RAG_OCR)"
+#: A page with neither text nor an image: blank, or only drawn (paths). Not a scan, so
+#: "scanned PDF?" would send the user looking for an OCR problem that is not there.
+NO_TEXT = "no text and no image: a blank page or drawings only"
 #: A page with fewer non-space characters than this is treated as having no text layer
 #: (scans often carry a stray page number or a copier's stamp as real text).
 MIN_PAGE_CHARS = 16
@@ -135,8 +138,11 @@ def _pdfium_page_text(doc: Any, i: int, warnings: list[str], ocr: bool) -> str:
             textpage.close()
         if _usable(text):
             return text
-        scanned = ocr and _has_image(page)
-        if scanned:
+        has_image = _has_image(page)
+        if not has_image:
+            warnings.append(f"page {i + 1}: {NO_TEXT}")
+            return text
+        if ocr:
             from ingest.ocr import ocr_page
 
             try:
@@ -211,9 +217,10 @@ def _read_pypdf(
         except Exception as e:
             warnings.append(f"page {i + 1}: text extraction failed ({type(e).__name__}: {e})")
             text = ""
-        if not _usable(text):
-            # No OCR here: pypdf cannot render a page; PDFium refused this file.
-            warnings.append(f"page {i + 1}: {NO_TEXT_LAYER}")
+        else:
+            if not _usable(text):
+                # No OCR here: pypdf cannot render a page; PDFium refused this file.
+                warnings.append(f"page {i + 1}: {NO_TEXT_LAYER}")
         pages.append(Page(i + 1, text))
     meta = reader.metadata
     title = str(meta.title) if meta is not None and meta.title else ""

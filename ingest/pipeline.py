@@ -26,14 +26,17 @@ from types import TracebackType
 import numpy as np
 
 from ingest.load import (
-    SUPPORTED_SUFFIXES,
     ParseJob,
     ParseOutcome,
+    compact_warnings,
+    count_failed,
+    count_job,
+    failed_job,
     merge_parts,
     parse_job,
-    pdf_page_count,
 )
-from ingest.runner import SerialRunner, StageRunner, make_runner
+from ingest.runner import Limits, SerialRunner, StageRunner, make_runner
+from ingest.scan import Candidate, check_corpus_dir, scan_folder
 from ingest.split import effective_sizes, split_document
 from rag.settings import Settings
 from rag.store import (
@@ -44,7 +47,7 @@ from rag.store import (
     now_iso,
     read_manifest,
 )
-from rag.text import file_sha256
+from rag.text import file_sha256, printable
 from rag.types import Chunk, Encoder
 
 log = logging.getLogger(__name__)
@@ -93,108 +96,32 @@ class IngestSummary:
         return self
 
 
-@dataclass(frozen=True)
-class Candidate:
-    source: str  # relative to the corpus root, POSIX separators
-    path: Path
-    size: int
-    mtime_ns: int = 0
-
-
-# --- scanning --------------------------------------------------------------------------
-
-
-def check_corpus_dir(corpus_dir: Path) -> Path:
-    if not corpus_dir.exists():
-        raise FileNotFoundError(f"corpus folder {str(corpus_dir)!r} does not exist")
-    if not corpus_dir.is_dir():
-        raise NotADirectoryError(f"corpus path {str(corpus_dir)!r} is not a folder")
-    return corpus_dir.resolve()
-
-
-def scan_folder(
-    corpus: Path, max_file_mb: float, exclude: Sequence[Path] = ()
-) -> tuple[list[Candidate], list[dict[str, str]]]:
-    """Files to ingest, and the ones skipped with the reason (nothing is ignored silently)."""
-    excluded = {p.resolve() for p in exclude}
-    max_bytes = int(max_file_mb * 1024 * 1024)
-    found: list[Candidate] = []
-    skipped: list[dict[str, str]] = []
-
-    def skip(rel: str, reason: str) -> None:
-        skipped.append({"path": rel, "reason": reason})
-
-    # Symlinked folders are followed (users link document folders in), but each real
-    # folder is scanned once, so a link back up the tree cannot loop forever.
-    visited = {corpus.resolve()}
-    for root, dirs, files in os.walk(corpus, followlinks=True):
-        here = Path(root)
-        dirs.sort()
-        for d in list(dirs):
-            full = here / d
-            rel = full.relative_to(corpus).as_posix()
-            real = full.resolve()
-            if real in excluded:
-                dirs.remove(d)  # the index folder inside the corpus: not a document
-            elif d.startswith("."):
-                dirs.remove(d)
-                skip(rel + "/", "hidden folder (not searched)")
-            elif real in visited:
-                dirs.remove(d)
-                skip(rel + "/", f"links to a folder already scanned ({real})")
-            else:
-                visited.add(real)
-        for name in sorted(files):
-            full = here / name
-            rel = full.relative_to(corpus).as_posix()
-            try:
-                rel.encode("utf-8")
-            except UnicodeEncodeError:
-                skip(rel.encode("utf-8", "replace").decode(), "file name is not valid UTF-8")
-                continue
-            suffix = full.suffix.lower()
-            if name.startswith("."):
-                skip(rel, "hidden file")
-                continue
-            if suffix not in SUPPORTED_SUFFIXES:
-                skip(rel, f"unsupported file type {suffix or '(no suffix)'!r}")
-                continue
-            try:
-                st = full.stat()  # follows symlinks: a link to a PDF is a PDF
-                size = st.st_size
-            except OSError as e:
-                skip(rel, f"cannot read: {e.strerror or e}")
-                continue
-            if size == 0:
-                skip(rel, "empty file (0 bytes)")
-            elif size > max_bytes:
-                skip(rel, f"{size / 2**20:.1f} MB is larger than max_file_mb={max_file_mb:g}")
-            else:
-                found.append(Candidate(rel, full, size, st.st_mtime_ns))
-    return found, skipped
-
-
-
 #: Long PDFs are parsed in parts of this many pages, by several workers at once, so that
 #: one 1,000-page book does not keep a single core busy long after the rest is done.
 PAGES_PER_JOB = 24
-#: Counting pages opens the PDF in the main process: done only for the few largest PDFs
-#: (by bytes, at least this big), which is where the long books are.
+#: Counting pages opens the PDF: done only for the few largest PDFs (by bytes, at least
+#: this big), which is where the long books are.
 _SPLIT_MIN_BYTES = 256 * 1024
 _SPLIT_MAX_FILES = 64
 
 
 def plan_parse_jobs(
-    todo: Sequence[Candidate], workers: int, ocr: bool = True
+    todo: Sequence[Candidate], workers: int, ocr: bool = True, runner: StageRunner | None = None
 ) -> tuple[list[ParseJob], dict[str, int]]:
-    """Parse jobs, and how many parts each source was cut into."""
+    """Parse jobs, and how many parts each source was cut into.
+
+    Pages are counted by ``runner``'s workers, under its limits: opening a hostile PDF is
+    parsing too, and must not hang or crash this process (a PDF that fails to count is
+    parsed whole, and fails there with its reason).
+    """
     split: dict[str, int] = {}
     if workers > 1:
         pdfs = [c for c in todo if c.path.suffix.lower() == ".pdf" and c.size >= _SPLIT_MIN_BYTES]
-        for c in sorted(pdfs, key=lambda c: -c.size)[:_SPLIT_MAX_FILES]:
-            n = pdf_page_count(c.path)
+        jobs_ = [(str(c.path), c.source) for c in sorted(pdfs, key=lambda c: -c.size)]
+        counts = (runner or SerialRunner()).map(count_job, jobs_[:_SPLIT_MAX_FILES], count_failed)
+        for source, n in counts:
             if n is not None and n > PAGES_PER_JOB:
-                split[c.source] = n
+                split[source] = n
     jobs: list[ParseJob] = []
     parts: dict[str, int] = {}
     for c in todo:
@@ -249,6 +176,10 @@ def _merged(results: Iterator[ParseOutcome], parts: dict[str, int]) -> Iterator[
         got.append(out)
         if len(got) == parts[out.source]:
             yield merge_parts(waiting.pop(out.source))
+
+
+def limits(settings: Settings) -> Limits:
+    return Limits(timeout_s=settings.parse_timeout_s, memory_mb=settings.parse_memory_mb)
 
 
 # --- the write transaction, with checkpoints -------------------------------------------
@@ -322,7 +253,7 @@ def ingest_folder(
     candidates, skipped = scan_folder(corpus, settings.max_file_mb, exclude=[index_dir])
     summary = IngestSummary(index=str(index_dir), files_skipped=skipped)
     for s in skipped:
-        log.warning("skipped %s: %s", s["path"], s["reason"])
+        log.warning("skipped %s: %s", printable(s["path"]), s["reason"])
 
     writer_args: dict[str, object] = dict(
         encoder_name=encoder.name, dimension=encoder.dimension, max_tokens=encoder.max_tokens,
@@ -356,7 +287,8 @@ def ingest_folder(
         if len(restat) >= _RESTAT_FILES or sum(c.size for c in restat) >= _RESTAT_BYTES:
             txn.dirty = True
         _ingest_files(todo, known, txn, encoder, settings, size, overlap, summary, report,
-                      runner or make_runner(settings.parse_workers, _n_jobs(todo)), checkpoint_s)
+                      runner or make_runner(settings.parse_workers, _n_jobs(todo), limits(settings)),
+                      checkpoint_s)
         if txn.dirty:
             t = time.perf_counter()
             report("index", 0, 1)
@@ -426,17 +358,20 @@ def _ingest_files(
     stat = {c.source: c for c in todo}
     workers = settings.parse_workers or os.cpu_count() or 1
     jobs, parts = plan_parse_jobs(todo, workers if not isinstance(runner, SerialRunner) else 1,
-                                  settings.ocr)
-    results = _merged(runner.map(parse_job, jobs), parts)
+                                  settings.ocr, runner)
+    results = _merged(runner.map(parse_job, jobs, failed_job), parts)
     report("parse", 0, len(todo))
     for done in range(1, len(todo) + 1):
         t = time.perf_counter()
         out = next(results)
         summary.parse_seconds += time.perf_counter() - t
         report("parse", done, len(todo))
-        for w in out.warnings:
+        # One line per kind of problem, not one per page: a 200-page file of vector
+        # drawings would otherwise print 200 lines. A file that failed as a whole has its
+        # reason, which sums its pages up.
+        for w in compact_warnings(out.warnings) if out.document is not None else []:
             summary.warnings.append({"path": out.source, "reason": w})
-            log.warning("%s: %s", out.source, w)
+            log.warning("%s: %s", printable(out.source), w)
         chunks: list[Chunk] = []
         error = out.error
         if out.document is not None:
@@ -449,7 +384,7 @@ def _ingest_files(
                 error = "no indexable text (the encoder's tokenizer found no tokens)"
         if error is not None:
             summary.files_failed.append({"path": out.source, "reason": error})
-            log.warning("failed %s: %s", out.source, error)
+            log.warning("failed %s: %s", printable(out.source), error)
             if out.source in known:
                 # Its old chunks describe content the file no longer has.
                 txn.writer.remove_file(out.source)

@@ -8,6 +8,7 @@ text, so citations can point at the exact passage.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Callable, Sequence
 
 from ingest.context import chunk_headers
@@ -15,6 +16,14 @@ from rag.types import Chunk, Encoder, ParsedDocument
 
 TokenOffsets = Callable[[str], list[tuple[int, int]]]
 Span = tuple[int, int]
+
+#: A chunk holds at most this many characters per token of the encoder's maximum. Real
+#: text averages 4-6 characters a token; the cap only bites on runs the tokenizer counts
+#: as one token whatever their length (WordPiece turns any word over 100 characters into
+#: one [UNK]): without it a 50 MB line of base64 became 2,622 chunks of 20,000 characters
+#: that the encoder saw as "[UNK]", and every later search dragged them through BM25, the
+#: reader and the prompt.
+MAX_CHARS_PER_TOKEN = 10
 
 #: Texts are tokenized in blocks of about this many characters (cut at a paragraph or line
 #: break), so a 100 MB text file never becomes one list of millions of token spans.
@@ -68,17 +77,31 @@ def split_text(
 ) -> list[Span]:
     """Character spans of the chunks of ``text``.
 
-    Guarantees: ``token_offsets(text[s:e])`` has at most ``max_tokens`` tokens for every
-    span, spans start and end on token boundaries, and every token of ``text`` lies in
-    some span (overlapping spans share up to ``overlap`` tokens).
+    Guarantees: ``token_offsets(text[s:e])`` has at most ``max_tokens`` tokens and every
+    span at most ``max_tokens * MAX_CHARS_PER_TOKEN`` characters, spans start and end on
+    token boundaries (or inside a token longer than that), and every token of ``text``
+    lies in some span (overlapping spans share up to ``overlap`` tokens).
     """
     spans: list[Span] = []
+    max_chars = max_tokens * MAX_CHARS_PER_TOKEN
     for b_start, b_end in _blocks(text, BLOCK_CHARS):
         block = text[b_start:b_end]
-        offs = token_offsets(block)
-        for s, e in _split_tokens(block, offs, size, overlap, token_offsets, max_tokens):
+        offs = _cap_tokens(token_offsets(block), max_chars)
+        for s, e in _split_tokens(block, offs, size, overlap, token_offsets, max_tokens,
+                                  max_chars):
             spans.append((b_start + s, b_start + e))
     return spans
+
+
+def _cap_tokens(offs: list[Span], max_chars: int) -> list[Span]:
+    """Token spans with any token longer than ``max_chars`` cut into pieces of that size,
+    so the chunker below can always end a chunk within the character cap."""
+    if all(e - s <= max_chars for s, e in offs):
+        return offs
+    out: list[Span] = []
+    for s, e in offs:
+        out.extend((a, min(a + max_chars, e)) for a in range(s, e, max_chars))
+    return out
 
 
 def _blocks(text: str, max_chars: int) -> list[Span]:
@@ -131,6 +154,7 @@ def _split_tokens(
     overlap: int,
     token_offsets: TokenOffsets,
     max_tokens: int,
+    max_chars: int,
 ) -> list[Span]:
     spans: list[Span] = []
     n, i = len(offs), 0
@@ -144,7 +168,7 @@ def _split_tokens(
                 strength = _boundary(text, offs, cand)
                 if strength > best:
                     k, best = cand, strength
-        k = _fit(text, offs, i, k, token_offsets, max_tokens, spans)
+        k = _fit(text, offs, i, k, token_offsets, max_tokens, max_chars, spans)
         if k >= n:
             break
         i = _next_start(text, offs, i, k, overlap)
@@ -158,6 +182,7 @@ def _fit(
     k: int,
     token_offsets: TokenOffsets,
     max_tokens: int,
+    max_chars: int,
     spans: list[Span],
 ) -> int:
     """Append the span of tokens ``[i, k)``, shrunk until re-tokenizing it fits; return k.
@@ -166,6 +191,12 @@ def _fit(
     (a word cut in the middle becomes different word pieces), so the limit is checked on the
     chunk text itself, which is exactly what the encoder will see.
     """
+    s = offs[i][0]
+    if offs[k - 1][1] - s > max_chars:
+        # The last token that still ends within the character cap (tokens are capped at
+        # max_chars by _cap_tokens, so token i always fits).
+        k = max(i + 1, bisect.bisect_right(offs, s + max_chars, lo=i, hi=k,
+                                           key=lambda t: t[1]))
     while True:
         s, e = offs[i][0], offs[k - 1][1]
         count = len(token_offsets(text[s:e]))

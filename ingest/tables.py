@@ -35,6 +35,8 @@ CELL_GAP = 1.1
 MAX_CELL_CHARS = 60
 MIN_ROWS = 2  # data rows under a header
 MIN_COLUMNS = 3  # label column included
+#: Lines with more words than this and fewer than two figures are taken as prose.
+MAX_PLAIN_WORDS = 8
 MAX_INNER = 2  # one-cell lines (section labels) allowed between two rows
 CELL_SEP = " | "
 
@@ -61,6 +63,7 @@ class _Line:
     start: int  # first PDFium line of it
     stop: int  # one past the last
     words: list[_Word] = field(default_factory=list)
+    plain: str = ""  # a line read without geometry: its text, one cell
 
     @property
     def bottom(self) -> float:
@@ -89,15 +92,23 @@ def linearize_tables(textpage: Any, text: str) -> str:
     if sum(len(ln) > 0 for _, ln in raw_lines) < MIN_ROWS + 1:
         return text
     left, right, bottom, top = (ctypes.c_double() for _ in range(4))
+    get_box, handle = pdfium_c.FPDFText_GetCharBox, textpage.raw
+    refs = [ctypes.byref(v) for v in (left, right, bottom, top)]
 
     def box(i: int) -> tuple[float, float, float, float]:
-        pdfium_c.FPDFText_GetCharBox(textpage.raw, i, left, right, bottom, top)
+        get_box(handle, i, *refs)
         return left.value, right.value, bottom.value, top.value
 
     lines: list[_Line] = []
     for n, (offset, line) in enumerate(raw_lines):
+        found = list(_WORD.finditer(line))
+        if len(found) > MAX_PLAIN_WORDS and sum(bool(_NUMBER.match(m.group())) for m in found) < 2:
+            # A long line without figures is prose (or a long row label): one cell, and no
+            # geometry needed, which halves the cost on text-heavy pages.
+            lines.append(_Line(n, n + 1, plain=line.strip()))
+            continue
         words = []
-        for m in _WORD.finditer(line):
+        for m in found:
             x0, _, b, t = box(offset + m.start())
             _, x1, b2, t2 = box(offset + m.end() - 1)
             words.append(_Word(m.group(), x0, x1, min(b, b2), max(t, t2)))
@@ -148,6 +159,8 @@ def _same_height(line: _Line, words: Sequence[_Word]) -> bool:
 
 
 def _cells(line: _Line) -> list[_Cell]:
+    if line.plain:
+        return [_Cell(line.plain, 0.0, 0.0)]
     if not line.words:
         return []
     words = sorted(line.words, key=lambda w: w.x0)

@@ -40,7 +40,7 @@ from langchain_core.runnables.config import run_in_executor
 
 from rag.chat_model import GeneratorChatModel, call_options
 from rag.citations import cite, says_unknown, strip_markers
-from rag.lookup import lookup
+from rag.lookup import cell_statement, is_lookup, lookup
 from rag.prompt import PromptStyle, build_prompt
 from rag.read import Span, SpanReader
 from rag.settings import RetrieverMode, Settings
@@ -162,6 +162,7 @@ class _Plan:
     messages: list[BaseMessage] = field(default_factory=list)
     prompt_sources: list[Source] = field(default_factory=list)
     evidence: list[Evidence] = field(default_factory=list)
+    read: list[str] = field(default_factory=list)  # what the decoder read of each evidence
     spans: list[Span] = field(default_factory=list)
 
 
@@ -260,6 +261,11 @@ class RagChain:
             # numbered 1.. in retrieval order, so source n is masked[n - 1]).
             quoted = [replace(e.source, text=masked[e.source.n - 1][e.start:e.end].strip())
                       for e in plan.evidence]
+            if is_lookup(plan.spans[0]):  # a table cell: the decoder reads just that cell
+                plan.evidence = plan.evidence[:1]
+                src = plan.evidence[0].source
+                quoted = [replace(src, text=cell_statement(masked[src.n - 1], plan.spans[0]))]
+            plan.read = [q.text for q in quoted]
             prompt = build_prompt(question, quoted, count_tokens=self._count_tokens,
                                   budget=self.budget(params), style=self.style, renumber=False)
         plan.messages = _messages(prompt.messages)
@@ -320,7 +326,9 @@ class RagChain:
                 return Answer(UNGROUNDED_TEXT, True, shown, [], timings, method="abstained")
             cited = cite(reply, plan.prompt_sources)
             return Answer(cited.text, False, shown, cited.cited, timings)
-        backing = [e for e in plan.evidence if supported(reply, e.source.text)]
+        # Checked against what the decoder read, not the whole passage: a name it adds from
+        # elsewhere in the passage (another row of the table) is its own invention.
+        backing = [e for e, seen in zip(plan.evidence, plan.read, strict=True) if supported(reply, seen)]
         if reply and not says_unknown(reply) and backing and agrees(reply, plan.spans[:AGREE_TOP]):
             cited = cite(reply, [e.source for e in backing])
             quotes = [e.quote() for e in backing if e.source.n in cited.cited] or [backing[0].quote()]

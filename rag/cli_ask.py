@@ -1,4 +1,9 @@
-"""`rag ask "QUESTION" --index INDEX_DIR [--json]`: answer from an index, with sources."""
+"""`rag ask "QUESTION" --index INDEX_DIR [--json]`: answer from an index, with sources.
+
+Exit status: 0 answered (an abstention included); 1 the index cannot be used (damaged,
+built with another encoder); 2 usage error (no index there, a bad setting or flag, text
+that is not UTF-8).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from rag.chain import ABSTAIN_TEXT, Done, RagChain, Retrieved, Token, build_chain
-from rag.settings import Settings
+from rag.settings import Settings, describe_error
+from rag.text import printable
 from rag.types import Answer, Source
 
 _PASSAGE_CHARS = 300  # of each source shown in text mode; --json gives the whole passage
@@ -69,7 +75,8 @@ def _print_sources(sources: list[Source], heading: str, out: TextIO) -> None:
         return
     print(f"\n{heading}:", file=out)
     for s in sources:
-        where = s.source if s.page is None else f"{s.source}, page {s.page}"
+        name = printable(s.source)  # a newline in a file name must not split the listing
+        where = name if s.page is None else f"{name}, page {s.page}"
         text = " ".join(s.text.split())
         if len(text) > _PASSAGE_CHARS:
             text = text[:_PASSAGE_CHARS].rstrip() + " ..."
@@ -106,27 +113,38 @@ def run(args: argparse.Namespace) -> int:
     if args.k is not None and args.k < 1:
         print(f"error: --k must be at least 1, got {args.k}", file=sys.stderr)
         return 2
+    for what, value, fix in (
+        ("the question", args.question, "check the terminal's encoding (LANG=C.UTF-8)"),
+        ("--index", args.index, "rename the folder"),
+    ):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            print(f"error: {what} '{printable(value)}' is not valid UTF-8 text; {fix}",
+                  file=sys.stderr)
+            return 2
     try:
         settings = Settings.from_flags(k=args.k, retriever=args.retriever)
     except ValueError as e:
-        print(f"error: invalid setting: {e}", file=sys.stderr)
+        print(f"error: invalid setting: {describe_error(e)}", file=sys.stderr)
         return 2
     from rag.store import StoreError, index_exists
 
     index_dir = resolve_index(settings, args.index)
     if not index_exists(index_dir):
+        what = " (that is a file, not a folder)" if index_dir.is_file() else ""
         print(
-            f"error: no index at {index_dir}; build one first with "
-            f"`rag ingest FOLDER --index {args.index}`",
+            f"error: no index at {printable(index_dir)}{what}; build one first with "
+            f"`rag ingest FOLDER --index {printable(args.index)}`",
             file=sys.stderr,
         )
         return 2
     try:
         chain = build_chain(settings, index_dir)
         return ask(chain, args, sys.stdout)
-    except StoreError as e:
+    except StoreError as e:  # damaged, locked mid-open, built with another encoder
         print(f"error: {e}", file=sys.stderr)
-        return 2
+        return 1
     except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -55,7 +55,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
 
     from rag.evaluate import QAFormatError, load_qa
-    from rag.settings import Settings
+    from rag.settings import Settings, describe_error
 
     if args.k < 1:
         print(f"error: --k must be at least 1, got {args.k}", file=sys.stderr)
@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         settings = Settings.from_flags(retriever=args.retriever, device=args.device)
     except ValueError as e:
-        print(f"error: invalid setting: {e}", file=sys.stderr)
+        print(f"error: invalid setting: {describe_error(e)}", file=sys.stderr)
         return 2
     try:
         items = load_qa(args.qa)

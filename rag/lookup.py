@@ -100,3 +100,15 @@ def lookup(question: str, passages: Sequence[str]) -> list[Span]:
         return []  # nothing fits, or two different cells fit equally well
     p, score, cell = best[0]
     return [Span(p, cell.start, cell.end, cell.value, LOOKUP_MARGIN + score, 0.0)]
+
+
+def is_lookup(span: Span) -> bool:
+    return span.margin >= LOOKUP_MARGIN
+
+
+def cell_statement(passage: str, span: Span) -> str:
+    """The looked-up cell alone, heading and value: "Capital: Vienna". The decoder reads
+    this rather than the whole row, whose other cells (and the next rows) a 135M model
+    mixes up, and which it tends to copy out whole."""
+    cell_start = passage.rfind(CELL_SEP, 0, span.start) + len(CELL_SEP)
+    return passage[cell_start:span.end]

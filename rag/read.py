@@ -16,6 +16,7 @@ holds the answer, and to reject spans the model itself does not believe.
 from __future__ import annotations
 
 import functools
+import re
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -243,6 +244,38 @@ def _whole_words(passage: str, a: int, b: int) -> tuple[int, int]:
     return a, b
 
 
+# A sentence ends inside the span: "?" or "!", or a full stop after a lowercase word (not
+# "U.S. Army", "Dr. Smith") or before a closing quote, then a new sentence's first letter.
+_SENTENCE_INSIDE = re.compile(r"(?:[!?]|(?<=[a-z]{2})\.|\.(?=[\"'”’]))[\"'”’)\]]*\s+[\"“‘(]?[A-Z]")
+_EDGE = " \t\"'“”‘’«»[]{}?!;:,"  # never the first or last character of an answer
+
+
+def _balanced(text: str) -> bool:
+    depth = 0
+    for c in text:
+        depth += (c == "(") - (c == ")")
+        if depth < 0:
+            return False
+    return depth == 0
+
+
+def _trim(passage: str, a: int, b: int) -> tuple[int, int]:
+    """[a, b) without surrounding spaces, quotes and punctuation; an unmatched parenthesis
+    at either end goes too ("Area (km2)" keeps its own)."""
+    while a < b:
+        text = passage[a:b]
+        if text[0] in _EDGE or (text[0] == "(" and text.count("(") > text.count(")")):
+            a += 1
+        elif (text[-1] in _EDGE or (text[-1] == ")" and text.count(")") > text.count("("))
+              or (text[-1] == "." and len(text) > 1 and not text[-2].isupper())):  # not "U.S."
+            b -= 1
+        elif text[0] == "(" and text[-1] == ")" and _balanced(text[1:-1]):
+            a, b = a + 1, b - 1  # "(1889)" -> "1889"
+        else:
+            break
+    return a, b
+
+
 def _window_spans(passage: str, p: int, start: torch.Tensor, end: torch.Tensor,
                   seq_ids: list[int | None], offsets: list[list[int]], top_n: int) -> list[Span]:
     ctx = [i for i, s in enumerate(seq_ids) if s == 1]
@@ -258,11 +291,12 @@ def _window_spans(passage: str, p: int, start: torch.Tensor, end: torch.Tensor,
         for ei in e_top:
             if ei < si or ei - si + 1 > MAX_SPAN_TOKENS:
                 continue
-            a, b = _whole_words(passage, offsets[si][0], offsets[ei][1])
-            text = passage[a:b].strip()
+            a, b = _trim(passage, *_whole_words(passage, offsets[si][0], offsets[ei][1]))
+            text = passage[a:b]
             # Subtle: in PDF text a line break mostly separates table cells or columns, not
-            # words of one phrase: "Rupia\nEUR" is two answers glued together.
-            if text and "\n" not in text:
+            # words of one phrase: "Rupia\nEUR" is two answers glued together; so do a
+            # table's cell separator and the end of a sentence ('gefburn"? Kjift').
+            if text and "\n" not in text and " | " not in text and not _SENTENCE_INSIDE.search(text):
                 cands.append(Span(p, a, b, text, float(start[si] + end[ei]), null))
     cands.sort(key=lambda s: s.score, reverse=True)
     return cands[:top_n]

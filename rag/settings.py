@@ -7,15 +7,18 @@ few fields it needs, as an argument. Every field can be set from the environment
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 RetrieverMode = Literal["hybrid", "dense", "bm25"]
 IndexKind = Literal["flat", "hnsw"]
 Precision = Literal["auto", "fp32", "bf16", "int8"]
+
+_DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
 #: Sentinel meaning "the model shipped in the default PyPI package" (resolved by path).
 DEFAULT_MODEL = "default"
@@ -32,7 +35,10 @@ class Settings(BaseSettings):
     )
 
     # --- devices -----------------------------------------------------------------------
-    device: str = Field("auto", description="'auto' (CUDA, then MPS, then CPU), 'cpu', 'cuda', 'cuda:1', ...")
+    device: str = Field(
+        "auto",
+        description="'auto' (CUDA, then MPS, then CPU), 'cpu', 'cuda', 'cuda:1', 'mps'",
+    )
 
     # --- encoder / chunking ------------------------------------------------------------
     encoder_model: str = Field(
@@ -58,6 +64,17 @@ class Settings(BaseSettings):
     ocr: bool = Field(True, description="OCR PDF pages that have no text layer (RapidOCR, offline).")
     max_file_mb: float = Field(100.0, gt=0, description="Files larger than this are skipped with a warning.")
     parse_workers: int = Field(0, ge=0, description="Processes for parsing; 0 = one per CPU core.")
+    # Parsers run on files from anywhere: a 17 KB PDF can keep PDFium busy for minutes. Both
+    # limits cost nothing on ordinary files (the sample corpus peaks at ~0.2 GB of address
+    # space per worker, ~1.1 GB with the OCR models loaded).
+    parse_timeout_s: float = Field(
+        120.0, ge=0, description="Seconds one file (or 24-page part of a PDF) may take to parse; "
+        "past it the file fails and the run goes on. 0 = no limit.",
+    )
+    parse_memory_mb: int = Field(
+        4096, ge=0, description="Address space (MB) of each parser process; a file that needs "
+        "more fails and the run goes on. 0 = no limit.",
+    )
 
     # --- index -------------------------------------------------------------------------
     index_kind: IndexKind = Field("flat", description="'flat' = exact inner product; 'hnsw' = approximate.")
@@ -124,6 +141,15 @@ class Settings(BaseSettings):
         "for the model); more get 429.",
     )
 
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, value: str) -> str:
+        # Checked here, without importing torch, so a typo fails before any model loads
+        # (rag.device checks later that the device is really there).
+        if not _DEVICE.match(value):
+            raise ValueError("allowed values are 'auto', 'cpu', 'cuda', 'cuda:N', 'mps'")
+        return value
+
     @model_validator(mode="after")
     def _overlap_below_size(self) -> Settings:
         if self.chunk_overlap >= self.chunk_tokens:
@@ -151,3 +177,18 @@ class Settings(BaseSettings):
         if not name or "/" in name or "\\" in name or name.startswith("."):
             raise ValueError(f"index name {name!r} must be a plain folder name")
         return self.indexes_dir / name
+
+
+def describe_error(error: ValueError) -> str:
+    """One line for a bad setting: which variable, the value, why (pydantic's own message
+    spans several lines and ends in a URL)."""
+    if not isinstance(error, ValidationError):
+        return " ".join(str(error).split())
+    parts = []
+    for e in error.errors():
+        field = ".".join(str(x) for x in e.get("loc", ())) or "settings"
+        msg = str(e.get("msg", "invalid")).removeprefix("Value error, ")
+        # The variable's name; a command-line flag of the same name sets the same field.
+        parts.append(f"{field}={e.get('input')!r} (RAG_{field.upper()}): {msg}"
+                     if e.get("loc") else msg)
+    return "; ".join(parts)

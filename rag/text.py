@@ -94,3 +94,14 @@ def file_sha256(path: Path) -> str:
         while block := f.read(1 << 20):
             h.update(block)
     return h.hexdigest()
+
+
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def printable(name: object) -> str:
+    """A file name or path as one printable line: a newline in a name (legal on Linux)
+    would otherwise split a listing, and bytes that are not UTF-8 (surrogate-escaped by
+    Python) would raise UnicodeEncodeError on print. Both become backslash escapes."""
+    text = str(name).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return _UNPRINTABLE.sub(lambda m: repr(m.group())[1:-1], text)

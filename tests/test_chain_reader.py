@@ -139,3 +139,36 @@ def test_reader_spans_are_whole_words() -> None:
     assert text[a:b] == "273.879.750"
     a, b = _whole_words(text, 28, 32)
     assert text[a:b] == "83,190,556"
+
+
+TABLE = {
+    "eu.pdf": (
+        "Country | Population (millions) | Capital | Official Language\n"
+        "Belgium | Population (millions): 11.5 | Capital: Brussels | "
+        "Official Language: Dutch, French, German\n"
+        "Finland | Population (millions): 5.5 | Capital: Helsinki | Official Language: Finnish, Swedish\n"
+    ),
+}
+LANGS = "Which official languages does Finland have?"
+
+
+def test_table_question_is_answered_from_its_cell_and_the_decoder_reads_only_that_cell(
+        settings: Settings, tmp_path: Path) -> None:
+    index_dir = write_index(tmp_path / "idx", TABLE, FakeEncoder(), pdf_page=1)
+    # The fake reader believes nothing here: the answer comes from the table lookup.
+    gen = FakeGenerator(script="Finnish, Swedish [1]")
+    a = chain_with(settings, index_dir, gen, FakeReader(), abstain_threshold=-1.0).invoke(LANGS)
+    assert (a.text, a.method) == ("Finnish, Swedish [1]", "generated")
+    assert a.evidence and "Finland | " in a.evidence[0]  # the quote shows the whole row
+    prompt = gen.prompts[0][-1]["content"]
+    assert "Official Language: Finnish, Swedish" in prompt
+    assert "Belgium" not in prompt and "Helsinki" not in prompt
+
+
+def test_decoder_words_from_outside_what_it_read_are_not_shown(
+        settings: Settings, tmp_path: Path) -> None:
+    index_dir = write_index(tmp_path / "idx", TABLE, FakeEncoder(), pdf_page=1)
+    # "German" stands in the passage (Belgium's row) but not in the cell the decoder read.
+    gen = FakeGenerator(script="Finnish, Swedish and German [1]")
+    a = chain_with(settings, index_dir, gen, FakeReader(), abstain_threshold=-1.0).invoke(LANGS)
+    assert (a.text, a.method) == ("Finnish, Swedish [1]", "extracted")

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pypdf import PdfReader, PdfWriter
 
-from ingest.load import NO_TEXT_LAYER, ParseError, decode_text, parse_file
+from ingest.load import NO_TEXT, ParseError, decode_text, parse_file
 
 PDFS = Path(__file__).parent / "data" / "pdfs"
 
@@ -125,7 +125,8 @@ def test_bad_pdfs_fail_with_reasons(tmp_path: Path) -> None:
     assert "encrypted" in reasons["encrypted.pdf"] and "password" in reasons["encrypted.pdf"]
     assert "corrupt" in reasons["truncated.pdf"] or "no text" in reasons["truncated.pdf"]
     assert "corrupt" in reasons["notapdf.pdf"]
-    assert NO_TEXT_LAYER in reasons["scanned.pdf"]
+    # A blank page is not a scan: saying "scanned PDF?" would send the user after OCR.
+    assert "no images" in reasons["scanned.pdf"] and "scanned" not in reasons["scanned.pdf"]
 
 
 def test_empty_password_pdf_opens(tmp_path: Path) -> None:
@@ -144,7 +145,7 @@ def test_blank_page_in_text_pdf_is_reported(tmp_path: Path) -> None:
     (tmp_path / "mixed.pdf").write_bytes(buf.getvalue())
     out = parse_file(tmp_path / "mixed.pdf", "mixed.pdf")
     assert out.document is not None and len(out.document.pages) == 2
-    assert out.warnings == [f"page 2: {NO_TEXT_LAYER}"]
+    assert out.warnings == [f"page 2: {NO_TEXT}"]
 
 
 def test_empty_and_whitespace_files(tmp_path: Path) -> None:

@@ -7,7 +7,8 @@ from rag.lookup import lookup
 EU = (
     "Table 1: EU Countries Information\n"
     "Country | Population (millions) | Area (km2) | Capital | Official Language\n"
-    "Austria | Population (millions): 8.9 | Area (km2): 83,879 | Capital: Vienna | Official Language: German\n"
+    "Austria | Population (millions): 8.9 | Area (km2): 83,879 | Capital: Vienna | "
+    "Official Language: German\n"
     "Czech Republic | Population (millions): 10.7 | Area (km2): 78,866 | Capital: Prague | "
     "Official Language: Czech\n"
     "Finland | Population (millions): 5.5 | Area (km2): 338,424 | Capital: Helsinki | "

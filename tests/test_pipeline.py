@@ -171,7 +171,7 @@ def test_bad_inputs_are_each_reported_and_the_rest_ingested(corpus: Path, tmp_pa
     assert set(failed) == {"bad/truncated.pdf", "bad/encrypted.pdf", "bad/scanned.pdf",
                            "bad/junk.txt"}
     assert "encrypted" in failed["bad/encrypted.pdf"]
-    assert "OCR" in failed["bad/scanned.pdf"]
+    assert "no images" in failed["bad/scanned.pdf"]  # a blank page: not a scan
     assert "binary" in failed["bad/junk.txt"]
     assert set(skipped) == {"bad/zero.txt", "bad/report.docx", "bad/photo.png", "bad/huge.txt",
                             ".hidden/", ".DS_Store"}
@@ -302,16 +302,18 @@ def test_summary_json_has_the_documented_keys() -> None:
     assert d["files_failed"] == [{"path": "a.pdf", "reason": "corrupt"}]
 
 
-def test_symlinked_folders_are_followed_once(corpus: Path, tmp_path: Path) -> None:
+def test_symlinked_folders_are_followed_once_and_never_out(corpus: Path, tmp_path: Path) -> None:
     outside = tmp_path / "elsewhere"
     outside.mkdir()
     (outside / "linked.txt").write_text("Delta is the fourth letter.")
     (corpus / "link").symlink_to(outside, target_is_directory=True)
     (corpus / "notes" / "loop").symlink_to(corpus, target_is_directory=True)
     s = ingest_folder(corpus, tmp_path / "index", _settings(), encoder=FakeEncoder())
-    assert s.files_ok == 5
-    assert "link/linked.txt" in {f.source for f in open_index(tmp_path / "index").files()}
-    assert [f["path"] for f in s.files_skipped] == ["notes/loop/"]
+    assert s.files_ok == 4
+    assert "link/linked.txt" not in {f.source for f in open_index(tmp_path / "index").files()}
+    skipped = {f["path"]: f["reason"] for f in s.files_skipped}
+    assert set(skipped) == {"link/", "notes/loop/"}
+    assert "outside the folder" in skipped["link/"]
 
 
 def test_long_pdf_parsed_in_page_parts_by_the_pool(corpus: Path, tmp_path: Path,

@@ -18,7 +18,6 @@ from typing import Any
 import numpy as np
 
 from rag.store import dense
-from rag.store.errors import IndexCorruptError
 from rag.store.keyword import BaseBM25, build_bm25
 from rag.store.manifest import FORMAT, VERSION
 
@@ -43,13 +42,15 @@ class BaseInfo:
     @staticmethod
     def read(gen: Path) -> BaseInfo:
         where = gen / "manifest.json"
-        data = json.loads(where.read_text())  # OSError (a removed folder) is the caller's
-        if data.get("format") != FORMAT or data.get("version") != VERSION:
-            raise IndexCorruptError(f"{where} is not a version {VERSION} docchat generation")
+        # OSError (a removed folder) is the caller's; ValueError covers bad JSON and bytes.
+        data = json.loads(where.read_bytes())
+        if not isinstance(data, dict) or data.get("format") != FORMAT \
+                or data.get("version") != VERSION:
+            raise ValueError(f"{where.name} is not a version {VERSION} docchat generation")
         try:
             return BaseInfo(**data["base"])
         except (KeyError, TypeError) as e:
-            raise IndexCorruptError(f"{where} is damaged ({e!r}): rebuild the index") from e
+            raise ValueError(f"{where.name} is damaged ({e!r})") from e
 
 
 EMPTY = BaseInfo(revision=0, max_row=0, index_kind="flat", dense_rows=0, bm25_rows=0, bm25_len=0)
@@ -67,13 +68,23 @@ class Base:
         self.dense_rows = dense_rows
 
     @staticmethod
-    def load(gen: Path) -> Base:
+    def load(gen: Path, dimension: int | None = None) -> Base:
+        """Load the base in ``gen``; ``dimension`` (the store's) is checked against FAISS."""
         info = BaseInfo.read(gen)
         faiss_index = None
         dense_rows = np.zeros(0, dtype=np.int64)
         if info.dense_rows:
             faiss_index = dense.read_index(gen / "dense.faiss", mmap=info.index_kind == "flat")
             dense_rows = np.load(gen / "dense_rows.npy", mmap_mode="r", allow_pickle=False)
+            # A swapped or damaged file would otherwise fail (or crash FAISS) at the first
+            # search, far from the cause.
+            if dimension is not None and faiss_index.d != dimension:
+                raise ValueError(f"dense.faiss has dimension {faiss_index.d}, the index "
+                                 f"{dimension}")
+            if faiss_index.ntotal != info.dense_rows or len(dense_rows) != info.dense_rows:
+                raise ValueError(f"dense.faiss holds {faiss_index.ntotal} vectors and "
+                                 f"dense_rows.npy {len(dense_rows)}, the manifest says "
+                                 f"{info.dense_rows}")
         bm25 = BaseBM25(gen / "bm25", info.bm25_len) if info.bm25_rows else None
         return Base(gen, info, faiss_index, bm25, dense_rows)
 

@@ -29,9 +29,20 @@ IntArray = npt.NDArray[np.int64]
 _STEMMER: Any = None
 
 
+def _bm25s() -> Any:
+    import logging
+
+    import bm25s
+
+    # subtle: bm25s sets its logger to DEBUG when imported, so its "Building index from
+    # tokens" reached the root handler: a stray DEBUG line in every `rag ingest`.
+    logging.getLogger("bm25s").setLevel(logging.WARNING)
+    return bm25s
+
+
 def bm25_tokenize(texts: list[str]) -> list[list[str]]:
     """English stopwords + Snowball stemming: the setting the reference figures used."""
-    import bm25s
+    bm25s = _bm25s()
     import Stemmer
 
     global _STEMMER
@@ -46,7 +57,7 @@ def bm25_tokenize(texts: list[str]) -> list[list[str]]:
 
 def build_bm25(folder: Path, rows: IntArray, terms: list[list[str]]) -> int:
     """Write a bm25s index of ``terms`` (one list per row) into ``folder``; total length."""
-    import bm25s
+    bm25s = _bm25s()
 
     retriever = bm25s.BM25(k1=K1, b=B)
     retriever.index(terms, show_progress=False)
@@ -59,7 +70,7 @@ class BaseBM25:
     """A loaded bm25s base; its score matrix is memory-mapped, not copied."""
 
     def __init__(self, folder: Path, total_len: int) -> None:
-        import bm25s
+        bm25s = _bm25s()
 
         self._bm25 = bm25s.BM25.load(str(folder), mmap=True)
         self.rows: IntArray = np.load(folder / "rows.npy", mmap_mode="r", allow_pickle=False)

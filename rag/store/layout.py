@@ -24,7 +24,14 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from rag.store.errors import IndexCorruptError, IndexMismatchError, IndexMissingError, StoreError
+from rag.store.errors import (
+    IndexMismatchError,
+    IndexMissingError,
+    StoreError,
+    corrupt,
+    rebuild_hint,
+    shown,
+)
 from rag.store.manifest import FORMAT, SETTING_KEYS, VERSION, FileRecord, Manifest
 
 GEN = re.compile(r"^gen-(\d{6})$")
@@ -68,20 +75,26 @@ def index_exists(path: Path) -> bool:
 def read_current(path: Path) -> str:
     pointer = path / "CURRENT"
     try:
-        return pointer.read_text().strip()
+        data = pointer.read_bytes()
     except FileNotFoundError:
         raise IndexMissingError(
-            f"no index at {path}: build one with `rag ingest CORPUS_DIR --index {path}`"
+            f"no index at {shown(path)}: build one with `rag ingest CORPUS_DIR --index "
+            f"{shown(path)}`"
         ) from None
+    except OSError as e:  # e.g. CURRENT is a folder, or unreadable
+        raise corrupt(path, f"CURRENT cannot be read: {e.strerror or e}") from e
+    name = data.decode("ascii", "replace").strip()
+    if not GEN.match(name):
+        raise corrupt(path, f"CURRENT holds {data[:40]!r}, not a generation name")
+    return name
 
 
 def live_generation(path: Path) -> Path:
-    name = read_current(path)
-    if not GEN.match(name):
-        raise IndexCorruptError(
-            f"{path / 'CURRENT'} names {name!r}, which is not a generation: rebuild with --rebuild"
-        )
-    return path / name
+    """The folder CURRENT names; raises IndexCorruptError when it is not there."""
+    gen = path / read_current(path)
+    if not gen.is_dir():
+        raise corrupt(path, f"CURRENT names {gen.name}, which does not exist")
+    return gen
 
 
 def is_old_format(path: Path) -> bool:
@@ -96,9 +109,9 @@ def is_old_format(path: Path) -> bool:
 
 def old_format_error(path: Path) -> IndexMismatchError:
     return IndexMismatchError(
-        f"index {path} has format version 1, this program reads version {VERSION}: run "
-        f"`rag ingest CORPUS_DIR --index {path}` once to upgrade it in place (nothing is "
-        "re-embedded), or rebuild it with --rebuild"
+        f"index {shown(path)} has format version 1, this program reads version {VERSION}: run "
+        f"`rag ingest CORPUS_DIR --index {shown(path)}` once to upgrade it in place (nothing is "
+        f"re-embedded), or {rebuild_hint(path)}"
     )
 
 
@@ -120,11 +133,11 @@ def read_manifest_db(db: sqlite3.Connection, where: Path) -> Manifest:
     try:
         meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
         if meta.get("format") != FORMAT:
-            raise IndexCorruptError(f"{where / STORE} is not a docchat index: rebuild the index")
+            raise corrupt(where, f"{STORE} is not a docchat index")
         if int(meta.get("version", 0)) != VERSION:
             raise IndexMismatchError(
-                f"{where} has index format version {meta.get('version')}, this program reads "
-                f"version {VERSION}: rebuild it with `rag ingest CORPUS --index DIR --rebuild`"
+                f"{shown(where)} has index format version {meta.get('version')}, this program "
+                f"reads version {VERSION}: {rebuild_hint(where)}"
             )
         files = {r[0]: FileRecord(*r) for r in db.execute(
             "SELECT source, sha256, pages, chunks, added_at, size, mtime_ns FROM files "
@@ -139,9 +152,9 @@ def read_manifest_db(db: sqlite3.Connection, where: Path) -> Manifest:
             revision=int(meta.get("revision", 0)),
         )
     except sqlite3.Error as e:
-        raise IndexCorruptError(f"index {where} cannot be read ({e}): rebuild the index") from e
+        raise corrupt(where, f"{STORE}: {e}") from e
     except (KeyError, TypeError, ValueError) as e:
-        raise IndexCorruptError(f"index {where} is damaged ({e!r}): rebuild the index") from e
+        raise corrupt(where, f"{STORE}: {e!r}") from e
 
 
 def manifest_settings(m: Manifest) -> dict[str, str | int]:
@@ -154,7 +167,10 @@ def read_manifest(path: Path) -> Manifest:
     read_current(path)  # the clear "no index" error first
     if is_old_format(path):
         raise old_format_error(path)
-    db = connect(path, readonly=True)
+    try:
+        db = connect(path, readonly=True)
+    except sqlite3.Error as e:
+        raise corrupt(path, f"{STORE}: {e}") from e
     try:
         return read_manifest_db(db, path)
     finally:

@@ -26,7 +26,7 @@ import numpy as np
 from rag.keywords import query_keywords
 from rag.store import dense
 from rag.store.base import Base, count_live, live_rows
-from rag.store.errors import IndexCorruptError, StoreError
+from rag.store.errors import IndexCorruptError, StoreError, corrupt, shown
 from rag.store.keyword import DeltaBM25, bm25_tokenize
 from rag.store.layout import (
     connect,
@@ -44,21 +44,28 @@ from rag.types import Chunk, Encoder, FloatArray
 _OPEN_ATTEMPTS = 50
 
 
-def _load_base(path: Path) -> Base:
+def _load_base(path: Path, dimension: int | None = None) -> Base:
     last: Exception | None = None
     for _ in range(_OPEN_ATTEMPTS):
         name = read_current(path)
         try:
-            return Base.load(path / name)
-        except (OSError, RuntimeError, ValueError) as e:
-            # RuntimeError: FAISS reports a missing file that way.
+            return Base.load(path / name, dimension)
+        except (OSError, RuntimeError, ValueError, AttributeError) as e:
+            # RuntimeError: FAISS reports a missing or unreadable file that way.
             last = e
-            if read_current(path) == name and (path / name / "manifest.json").exists():
-                raise IndexCorruptError(
-                    f"index {path} ({name}) cannot be loaded: {e}; rebuild it with --rebuild"
-                ) from e
-    raise IndexCorruptError(f"index {path} changed {_OPEN_ATTEMPTS} times while it was being "
-                            f"opened ({last}); try again")
+            if read_current(path) == name:
+                # Nobody swapped the generation under us: it is damaged (or gone).
+                why = (f"{name} does not exist" if not (path / name).is_dir()
+                       else f"{name} cannot be loaded: {_first_line(e)}")
+                raise corrupt(path, why) from e
+    raise IndexCorruptError(f"index {shown(path)} changed {_OPEN_ATTEMPTS} times while it was "
+                            f"being opened ({last}); try again")
+
+
+def _first_line(e: Exception) -> str:
+    # FAISS errors carry a C++ backtrace over several lines.
+    lines = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {lines[0] if lines else ''}"
 
 
 class Index:
@@ -68,17 +75,22 @@ class Index:
         self.path = path
         if is_old_format(path):
             raise old_format_error(path)
-        base = _load_base(path)
-        self.generation = base.gen
-        self._base = base
         try:
             self._db = connect(path, readonly=True)
+        except sqlite3.Error as e:
+            raise corrupt(path, f"store.sqlite: {e}") from e
+        try:
             # The snapshot starts at the first read after BEGIN and lasts until close().
             self._db.execute("BEGIN")
             self.manifest = read_manifest_db(self._db, path)
+            base = _load_base(path, self.manifest.dimension)
+            self.generation = base.gen
+            self._base = base
             self._load_delta()
-        except sqlite3.Error as e:
-            raise IndexCorruptError(f"index {path} cannot be loaded: {e}") from e
+        except (sqlite3.Error, ValueError) as e:
+            # ValueError: vectors whose size is not the recorded dimension.
+            self._db.close()
+            raise corrupt(path, f"store.sqlite: {e}") from e
         except StoreError:
             self._db.close()
             raise

@@ -25,11 +25,18 @@ import numpy as np
 
 from rag.store import removed as removed_table
 from rag.store.base import EMPTY, BaseInfo, build_base, link_base, write_manifest
-from rag.store.errors import IndexLockedError, IndexMismatchError
+from rag.store.errors import (
+    IndexLockedError,
+    IndexMismatchError,
+    StoreError,
+    corrupt,
+    unwritable,
+)
 from rag.store.keyword import bm25_tokenize
 from rag.store.layout import (
     GEN,
     SCHEMA,
+    STORE,
     connect,
     fsync_dir,
     fsync_tree,
@@ -75,10 +82,16 @@ class IndexWriter:
 
     # -- transaction ------------------------------------------------------------------------
     def __enter__(self) -> IndexWriter:
-        self.path.mkdir(parents=True, exist_ok=True)
-        self._lock()
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            self._lock()
+        except OSError as e:
+            raise unwritable(self.path, e) from e
         try:
             self._begin()
+        except OSError as e:
+            self._abort()
+            raise unwritable(self.path, e) from e
         except BaseException:
             self._abort()
             raise
@@ -115,7 +128,14 @@ class IndexWriter:
 
     def _begin(self) -> None:
         old_format = is_old_format(self.path)
-        self._live = live_generation(self.path) if index_exists(self.path) else None
+        try:
+            self._live = self._live_generation()
+        except StoreError:
+            if not self.rebuild:
+                raise
+            # --rebuild must always get a damaged index back: start from nothing (the
+            # damaged generation is removed by the commit's clean-up).
+            self._live, old_format = None, False
         # Under the lock, any other generation folder is a leftover of a killed writer.
         for p in self.path.iterdir():
             if p.is_dir() and GEN.match(p.name) and p != self._live:
@@ -125,13 +145,47 @@ class IndexWriter:
         self._gen.mkdir()
         if old_format and self.rebuild:
             self._live = None  # its files are dropped by the commit's clean-up
+        try:
+            self._open_store(old_format)
+        except sqlite3.DatabaseError as e:
+            if not self.rebuild:
+                raise corrupt(self.path, f"{STORE}: {e}") from e
+            # Nothing in a damaged store is worth keeping; a fresh one is the rebuild.
+            self._close_db()
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                (self.path / (STORE + suffix)).unlink(missing_ok=True)
+            self._open_store(old_format)
+
+    def _live_generation(self) -> Path | None:
+        """The live generation, checked enough to build on; None for a new index."""
+        if not index_exists(self.path):
+            return None
+        live = live_generation(self.path)
+        if not is_old_format(self.path):
+            try:
+                BaseInfo.read(live)
+            except (OSError, ValueError) as e:
+                raise corrupt(self.path, f"{live.name}: {e}") from e
+        return live
+
+    def _close_db(self) -> None:
+        if self._db is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.close()
+            self._db = None
+
+    def _open_store(self, old_format: bool) -> None:
         db = self._db = connect(self.path, readonly=False)
         db.executescript(SCHEMA)
         db.execute("BEGIN IMMEDIATE")
         if old_format and not self.rebuild:
-            self._migrate_v1()
+            try:
+                self._migrate_v1()
+            except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+                raise corrupt(self.path, f"its version-1 files cannot be upgraded: {e!r}") from e
         meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
-        self._revision = int(meta.get("revision", 0))
+        revision = str(meta.get("revision", "0"))
+        self._revision = int(revision) if revision.isdigit() else 0
         self._base_max_row = 0
         if not meta or self.rebuild:
             db.execute("DELETE FROM chunks")
@@ -150,12 +204,15 @@ class IndexWriter:
             )
         self._files = dict(manifest.files)
         if self._live is not None:
-            base = BaseInfo.read(self._live)
-            self._base_max_row = base.max_row
-            if not removed_table.is_current(db, base):
-                # Written before the table existed (or a crash left it describing another
-                # base): derive it once, here, so that no reader has to.
-                removed_table.derive(db, self._live, base)
+            try:
+                base = BaseInfo.read(self._live)
+                self._base_max_row = base.max_row
+                if not removed_table.is_current(db, base):
+                    # Written before the table existed (or a crash left it describing
+                    # another base): derive it once, here, so that no reader has to.
+                    removed_table.derive(db, self._live, base)
+            except (OSError, ValueError) as e:
+                raise corrupt(self.path, f"{self._live.name}: {e}") from e
 
     def _migrate_v1(self) -> None:
         """Upgrade a version-1 index in place: copy its rows, tokenise them for BM25."""
