@@ -314,9 +314,9 @@ def open_once(path: Path, mode: str) -> dict[str, float]:
     load_base = reader_module._load_base
     base_s = []
 
-    def timed(path: Path) -> Base:
+    def timed(path: Path, dimension: int | None = None) -> Base:
         t = time.perf_counter()
-        base = load_base(path)
+        base = load_base(path, dimension)
         base_s.append(time.perf_counter() - t)
         return base
 
