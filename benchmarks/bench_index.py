@@ -2,6 +2,8 @@
 
     PYTHONPATH=. HF_HUB_OFFLINE=1 python benchmarks/bench_index.py \
         [--sizes 10000 100000 1000000] [--kind hnsw] [--queries 100] [--rerun-files 10000]
+    ... --sizes 300000 --kind hnsw --build DIR      # then, at leisure:
+    ... --query-index DIR --queries 50; ... --open DIR before|scan|table
 
 Synthetic scale: vectors are random unit vectors (dimension 384, the default encoder's);
 texts are the real SQuAD paragraphs (corpora/squad_paragraphs), repeated, each copy with
@@ -365,6 +367,62 @@ def open_removed(n: int) -> dict[str, object]:
     return out
 
 
+def build_only(path: Path, n: int, kind: str) -> dict[str, object]:
+    """Build the index ``one_size`` builds (files of 1,000 chunks, one commit) into ``path``
+    and remove ~1% of it, for ``--open`` and ``--query-index`` to measure at leisure."""
+    memo_tokenizer()
+    texts = paragraph_texts()
+    rng = np.random.default_rng(0)
+    t = time.perf_counter()
+    with writer(path, kind) as w:
+        for f, start in enumerate(range(0, n, PER_FILE)):
+            count = min(PER_FILE, n - start)
+            source = f"synthetic/{f:05d}.txt"
+            w.add_file(record(source, count), make_chunks(source, count, start, texts),
+                       unit_vectors(rng, count))
+        w.commit()
+    built = time.perf_counter() - t
+    with writer(path, kind) as w:
+        for f in range(max(1, n // 100_000)):
+            w.remove_file(f"synthetic/{f * 7:05d}.txt")
+        w.commit()
+    return {"chunks": n, "kind": kind, "build_s": round(built, 1)}
+
+
+def query_index(path: Path, n_queries: int) -> dict[str, object]:
+    """The index's own share of a query (vectors embedded beforehand), and its parts."""
+    from rag.embed import build_encoder
+    from rag.evaluate import BatchedQueryEncoder, load_qa
+    from rag.retrieve import HybridRetriever
+    from rag.settings import Settings
+
+    index = Index(path)
+    settings = Settings()  # type: ignore[call-arg]
+    questions = [q.question for q in load_qa(ROOT / "corpora" / "squad" / "qa.jsonl")]
+    questions = questions[:n_queries]
+    enc = BatchedQueryEncoder(build_encoder(settings), questions)
+    r = HybridRetriever(index=index, encoder=enc, k=4, fetch_k=settings.fetch_k,
+                        rrf_k=settings.rrf_k)
+    out: dict[str, object] = {"chunks": len(index), "kind": index.manifest.index_kind,
+                              "ef_search": index.ef_search}
+    for name, fn in (("hybrid_index_only", r.search),
+                     ("dense", lambda q: index.dense_search(enc.embed([q]), settings.fetch_k)),
+                     ("bm25", lambda q: index.bm25_search(q, settings.fetch_k))):
+        for q in questions[:5]:
+            fn(q)  # warm-up
+        times = []
+        for q in questions:
+            t = time.perf_counter()
+            fn(q)
+            times.append((time.perf_counter() - t) * 1000)
+        p50, p95 = np.percentile(times, [50, 95])
+        out[f"{name}_p50_ms"] = round(float(p50), 1)
+        out[f"{name}_p95_ms"] = round(float(p95), 1)
+    out["load_average"] = round(os.getloadavg()[0], 1)
+    index.close()
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="*", default=[10_000, 100_000, 1_000_000])
@@ -372,6 +430,10 @@ def main() -> int:
     parser.add_argument("--queries", type=int, default=100)
     parser.add_argument("--rerun-files", type=int, default=10_000)
     parser.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--build", type=Path, metavar="INDEX",
+                        help="only build the first of --sizes (--kind) into INDEX, ~1%% removed")
+    parser.add_argument("--query-index", type=Path, metavar="INDEX",
+                        help="only time --queries index-only queries (hybrid, dense, BM25)")
     parser.add_argument("--open-removed", action="store_true",
                         help="only time opening a reader with ~1%% removed, at --sizes, with "
                              "small vectors")
@@ -380,6 +442,12 @@ def main() -> int:
     parser.add_argument("--split-copy", nargs=2, type=Path, metavar=("SRC", "DST"),
                         help="only copy index SRC to DST with half its files in the delta")
     args = parser.parse_args()
+    if args.build:
+        print(json.dumps(build_only(args.build, args.sizes[0], args.kind)))
+        return 0
+    if args.query_index:
+        print(json.dumps(query_index(args.query_index, args.queries)))
+        return 0
     if args.open_removed:
         for n in args.sizes:
             print(json.dumps(open_removed(n)), flush=True)
