@@ -2,6 +2,8 @@
 
     PYTHONPATH=. HF_HUB_OFFLINE=1 python benchmarks/bench_index.py \
         [--sizes 10000 100000 1000000] [--kind hnsw] [--queries 100] [--rerun-files 10000]
+    ... --sizes 300000 --kind hnsw --build DIR      # then, at leisure:
+    ... --query-index DIR --queries 50; ... --open DIR before|scan|table
 
 Synthetic scale: vectors are random unit vectors (dimension 384, the default encoder's);
 texts are the real SQuAD paragraphs (corpora/squad_paragraphs), repeated, each copy with
@@ -12,7 +14,11 @@ of 1,000 chunks and committed once (a full base), then, on that index:
 - one commit forced to compact (what a commit costs every ~2% of the index);
 - open a reader (with a delta of those files), hybrid / dense / BM25 query latency with
   the real encoder (query embedding included), one question at a time as the chat asks;
-- peak RSS of the process (build included) and RSS after opening the reader.
+- peak RSS of the process (build included) and RSS after opening the reader;
+- remove ~1% of the base (one 1,000-chunk file per 100k chunks, at least one), then open
+  a reader in a fresh process with the table of removed rows and with the full comparison
+  of rows that every open made before that table (``--open``): time (loading the base
+  files, and in all) and RSS of each, best of two.
 
 ``--rerun-files`` also times an unchanged re-run of ``ingest_folder`` over that many
 small text files (fake encoder: nothing is embedded when nothing changed). Each size runs
@@ -101,9 +107,9 @@ def unit_vectors(rng: np.random.Generator, n: int) -> np.ndarray:
     return v
 
 
-def writer(path: Path, kind: str) -> IndexWriter:
+def writer(path: Path, kind: str, dim: int = DIM) -> IndexWriter:
     return IndexWriter(path, encoder_name="sentence-transformers/all-MiniLM-L6-v2",
-                       dimension=DIM, max_tokens=254, chunk_tokens=200, chunk_overlap=32,
+                       dimension=dim, max_tokens=254, chunk_tokens=200, chunk_overlap=32,
                        index_kind=kind)
 
 
@@ -195,6 +201,22 @@ def one_size(n: int, kind: str, n_queries: int) -> dict[str, object]:
         index.close()
         print(json.dumps(out), flush=True)
 
+        # ~1% of the base removed (no compaction: that is under 2%), then fresh readers.
+        with writer(path, kind) as w:
+            for f in range(max(1, n // 100_000)):
+                w.remove_file(f"synthetic/{f * 7:05d}.txt")
+            w.commit()
+            assert not w.compacted
+        for mode in ("before", "scan", "table"):
+            runs = [json.loads(subprocess.run(
+                [sys.executable, __file__, "--open", str(path), mode], check=True,
+                capture_output=True, text=True).stdout) for _ in range(2)]
+            best = min(runs, key=lambda r: r["open_s"])
+            for key in ("open_s", "base_files_s", "rss_mb", "rss_before_mb", "removed",
+                        "chunks"):
+                out[f"removed_1pct_{mode}_{key}"] = best[key]
+        print(json.dumps(out), flush=True)
+
         writer_module.COMPACT_MIN_ROWS = 0
         writer_module.COMPACT_FRACTION = 0.0
         t_c, compacted = commit_one("add", 99)
@@ -274,6 +296,133 @@ def split_copy(src: Path, dst: Path) -> dict[str, object]:
     return {"files": len(files), "base_files": half, "compacted": compacted}
 
 
+def open_once(path: Path, mode: str) -> dict[str, float]:
+    """Open a reader in this (fresh) process. ``table``: as this release does (the removed
+    rows read from their table, flat vectors memory-mapped); ``scan``: every base row
+    compared with the live ones instead (an index written before the table, until its
+    next write); ``before``: as the previous release did (``scan``, and the flat vectors
+    read into memory)."""
+    import bm25s  # noqa: F401  (imports are not the open's cost)
+    import faiss
+
+    import rag.store.reader as reader_module
+    from rag.store.base import Base
+
+    if mode in ("scan", "before"):
+        reader_module.read_removed = lambda *_: None  # type: ignore[assignment]
+    if mode == "before":
+        faiss.IO_FLAG_MMAP_IFC = 0
+
+    load_base = reader_module._load_base
+    base_s = []
+
+    def timed(path: Path, dimension: int | None = None) -> Base:
+        t = time.perf_counter()
+        base = load_base(path, dimension)
+        base_s.append(time.perf_counter() - t)
+        return base
+
+    reader_module._load_base = timed
+    before = rss_mb()
+    t = time.perf_counter()
+    index = Index(path)
+    took = time.perf_counter() - t
+    return {"open_s": round(took, 2), "base_files_s": round(sum(base_s), 2),
+            "rss_mb": round(rss_mb()), "rss_before_mb": round(before),
+            "removed": int(index._removed_dense.size), "chunks": len(index)}
+
+
+def open_removed(n: int) -> dict[str, object]:
+    """Only the open with ~1% of the base removed, at ``n`` rows, cheaply: vectors of
+    dimension 8 and two-word texts. The row comparison and the table do not depend on
+    either (they read row ids); loading the base files does, so compare ``open_s`` less
+    ``base_files_s`` with the full-size runs."""
+    dim = 8
+    rng = np.random.default_rng(0)
+    out: dict[str, object] = {"chunks": n, "kind": "flat", "dimension": dim}
+    with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as tmp:
+        path = Path(tmp) / "index"
+        with writer(path, "flat", dim) as w:
+            for f, start in enumerate(range(0, n, PER_FILE)):
+                count = min(PER_FILE, n - start)
+                source = f"synthetic/{f:05d}.txt"
+                chunks = [Chunk(source=source, page=None, start=i, end=i + 1,
+                                text=f"{VARIANTS[i % len(VARIANTS)]} k{(start + i) % 997}")
+                          for i in range(count)]
+                vecs = rng.standard_normal((count, dim)).astype(np.float32)
+                w.add_file(record(source, count), chunks, vecs)
+            w.commit()
+        with writer(path, "flat", dim) as w:
+            for f in range(max(1, n // 100_000)):
+                w.remove_file(f"synthetic/{f * 7:05d}.txt")
+            w.commit()
+            assert not w.compacted
+        for mode in ("before", "scan", "table"):
+            runs = [json.loads(subprocess.run(
+                [sys.executable, __file__, "--open", str(path), mode], check=True,
+                capture_output=True, text=True).stdout) for _ in range(2)]
+            best = min(runs, key=lambda r: r["open_s"])
+            for key in ("open_s", "base_files_s", "rss_mb", "rss_before_mb", "removed"):
+                out[f"{mode}_{key}"] = best[key]
+    return out
+
+
+def build_only(path: Path, n: int, kind: str) -> dict[str, object]:
+    """Build the index ``one_size`` builds (files of 1,000 chunks, one commit) into ``path``
+    and remove ~1% of it, for ``--open`` and ``--query-index`` to measure at leisure."""
+    memo_tokenizer()
+    texts = paragraph_texts()
+    rng = np.random.default_rng(0)
+    t = time.perf_counter()
+    with writer(path, kind) as w:
+        for f, start in enumerate(range(0, n, PER_FILE)):
+            count = min(PER_FILE, n - start)
+            source = f"synthetic/{f:05d}.txt"
+            w.add_file(record(source, count), make_chunks(source, count, start, texts),
+                       unit_vectors(rng, count))
+        w.commit()
+    built = time.perf_counter() - t
+    with writer(path, kind) as w:
+        for f in range(max(1, n // 100_000)):
+            w.remove_file(f"synthetic/{f * 7:05d}.txt")
+        w.commit()
+    return {"chunks": n, "kind": kind, "build_s": round(built, 1)}
+
+
+def query_index(path: Path, n_queries: int) -> dict[str, object]:
+    """The index's own share of a query (vectors embedded beforehand), and its parts."""
+    from rag.embed import build_encoder
+    from rag.evaluate import BatchedQueryEncoder, load_qa
+    from rag.retrieve import HybridRetriever
+    from rag.settings import Settings
+
+    index = Index(path)
+    settings = Settings()  # type: ignore[call-arg]
+    questions = [q.question for q in load_qa(ROOT / "corpora" / "squad" / "qa.jsonl")]
+    questions = questions[:n_queries]
+    enc = BatchedQueryEncoder(build_encoder(settings), questions)
+    r = HybridRetriever(index=index, encoder=enc, k=4, fetch_k=settings.fetch_k,
+                        rrf_k=settings.rrf_k)
+    out: dict[str, object] = {"chunks": len(index), "kind": index.manifest.index_kind,
+                              "ef_search": index.ef_search}
+    for name, fn in (("hybrid_index_only", r.search),
+                     ("dense", lambda q: index.dense_search(enc.embed([q]), settings.fetch_k)),
+                     ("bm25", lambda q: index.bm25_search(q, settings.fetch_k))):
+        for q in questions[:5]:
+            fn(q)  # warm-up
+        times = []
+        for q in questions:
+            t = time.perf_counter()
+            fn(q)
+            times.append((time.perf_counter() - t) * 1000)
+        p50, p95 = np.percentile(times, [50, 95])
+        out[f"{name}_p50_ms"] = round(float(p50), 1)
+        out[f"{name}_p95_ms"] = round(float(p95), 1)
+    out["load_average"] = round(os.getloadavg()[0], 1)
+    index.close()
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="*", default=[10_000, 100_000, 1_000_000])
@@ -281,9 +430,31 @@ def main() -> int:
     parser.add_argument("--queries", type=int, default=100)
     parser.add_argument("--rerun-files", type=int, default=10_000)
     parser.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--build", type=Path, metavar="INDEX",
+                        help="only build the first of --sizes (--kind) into INDEX, ~1%% removed")
+    parser.add_argument("--query-index", type=Path, metavar="INDEX",
+                        help="only time --queries index-only queries (hybrid, dense, BM25)")
+    parser.add_argument("--open-removed", action="store_true",
+                        help="only time opening a reader with ~1%% removed, at --sizes, with "
+                             "small vectors")
+    parser.add_argument("--open", nargs=2, metavar=("INDEX", "MODE"),
+                        help="only open INDEX once, MODE 'table', 'scan' or 'before'; print time and RSS")
     parser.add_argument("--split-copy", nargs=2, type=Path, metavar=("SRC", "DST"),
                         help="only copy index SRC to DST with half its files in the delta")
     args = parser.parse_args()
+    if args.build:
+        print(json.dumps(build_only(args.build, args.sizes[0], args.kind)))
+        return 0
+    if args.query_index:
+        print(json.dumps(query_index(args.query_index, args.queries)))
+        return 0
+    if args.open_removed:
+        for n in args.sizes:
+            print(json.dumps(open_removed(n)), flush=True)
+        return 0
+    if args.open:
+        print(json.dumps(open_once(Path(args.open[0]), args.open[1])))
+        return 0
     if args.split_copy:
         print(json.dumps(split_copy(*args.split_copy)))
         return 0

@@ -62,6 +62,9 @@ CREATE TABLE IF NOT EXISTS chunks (
     vector BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS chunks_source ON chunks(source);
+-- Rows of the live base deleted since it was built (rag/store/removed.py): readers read
+-- this instead of comparing every row. Older indexes lack it until their next write.
+CREATE TABLE IF NOT EXISTS removed (row INTEGER PRIMARY KEY);
 """
 
 

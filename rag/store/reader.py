@@ -36,6 +36,7 @@ from rag.store.layout import (
     read_manifest_db,
 )
 from rag.store.manifest import FileRecord, check_encoder
+from rag.store.removed import read as read_removed
 from rag.types import Chunk, Encoder, FloatArray
 
 #: A reader retries when the generation it read from CURRENT vanished under it (a writer
@@ -99,16 +100,32 @@ class Index:
     def _load_delta(self) -> None:
         base, dim = self._base, self.manifest.dimension
         info = base.info
-        # Rows removed since the base was built: in the base, no longer in the store.
+        # Rows removed since the base was built: the writer's small table of them, or, where
+        # it does not describe this base (an index written before it existed, a compaction
+        # racing this open), the base's rows compared with the live ones: a full pass.
         self._removed_dense = np.zeros(0, dtype=np.int64)
         self._bm25_mask: Any = None
-        n_base_live = count_live(self._db, info.max_row)
-        if n_base_live != info.dense_rows or n_base_live != info.bm25_rows:
-            live = live_rows(self._db, info.max_row)
-            self._removed_dense = np.setdiff1d(base.dense_rows, live, assume_unique=True)
-            if base.bm25 is not None:
-                keep = np.isin(base.bm25.rows, live, assume_unique=True)
-                self._bm25_mask = keep.astype(np.float32)
+        removed = read_removed(self._db, info, self.manifest.revision)
+        if removed is not None:
+            self._removed_dense = removed
+            n_base_live = info.bm25_rows
+            if base.bm25 is not None and len(removed):
+                # subtle: the BM25 rows are sorted (built in row order); a removed row may be
+                # absent from them (an HNSW graph keeps rows BM25 dropped at compaction).
+                at = np.minimum(np.searchsorted(base.bm25.rows, removed), base.bm25.n - 1)
+                at = at[base.bm25.rows[at] == removed]
+                if len(at):
+                    self._bm25_mask = np.ones(base.bm25.n, dtype=np.float32)
+                    self._bm25_mask[at] = 0.0
+                n_base_live -= len(at)
+        else:
+            n_base_live = count_live(self._db, info.max_row)
+            if n_base_live != info.dense_rows or n_base_live != info.bm25_rows:
+                live = live_rows(self._db, info.max_row)
+                self._removed_dense = np.setdiff1d(base.dense_rows, live, assume_unique=True)
+                if base.bm25 is not None:
+                    keep = np.isin(base.bm25.rows, live, assume_unique=True)
+                    self._bm25_mask = keep.astype(np.float32)
         rows: list[int] = []
         vecs: list[bytes] = []
         terms: list[str] = []

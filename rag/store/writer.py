@@ -23,7 +23,8 @@ from types import TracebackType
 
 import numpy as np
 
-from rag.store.base import EMPTY, BaseInfo, build_base, count_live, link_base, write_manifest
+from rag.store import removed as removed_table
+from rag.store.base import EMPTY, BaseInfo, build_base, link_base, write_manifest
 from rag.store.errors import (
     IndexLockedError,
     IndexMismatchError,
@@ -73,6 +74,7 @@ class IndexWriter:
         self._db: sqlite3.Connection | None = None
         self._gen: Path | None = None  # the next generation, built aside
         self._live: Path | None = None
+        self._base_max_row = 0  # rows up to this are in the live base (0: none)
         self._files: dict[str, FileRecord] = {}
         self._revision = 0
         self._committed = False
@@ -184,9 +186,11 @@ class IndexWriter:
         meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
         revision = str(meta.get("revision", "0"))
         self._revision = int(revision) if revision.isdigit() else 0
+        self._base_max_row = 0
         if not meta or self.rebuild:
             db.execute("DELETE FROM chunks")
             db.execute("DELETE FROM files")
+            removed_table.forget(db)
             self._files = {}
             return
         manifest = read_manifest_db(db, self.path)
@@ -199,6 +203,16 @@ class IndexWriter:
                 "--rebuild to re-embed everything with the new settings"
             )
         self._files = dict(manifest.files)
+        if self._live is not None:
+            try:
+                base = BaseInfo.read(self._live)
+                self._base_max_row = base.max_row
+                if not removed_table.is_current(db, base):
+                    # Written before the table existed (or a crash left it describing
+                    # another base): derive it once, here, so that no reader has to.
+                    removed_table.derive(db, self._live, base)
+            except (OSError, ValueError) as e:
+                raise corrupt(self.path, f"{self._live.name}: {e}") from e
 
     def _migrate_v1(self) -> None:
         """Upgrade a version-1 index in place: copy its rows, tokenise them for BM25."""
@@ -254,6 +268,7 @@ class IndexWriter:
         return dict(self._files)
 
     def remove_file(self, source: str) -> None:
+        removed_table.record(self.db, source, self._base_max_row)
         self.db.execute("DELETE FROM chunks WHERE source = ?", (source,))
         self.db.execute("DELETE FROM files WHERE source = ?", (source,))
         self._files.pop(source, None)
@@ -312,7 +327,7 @@ class IndexWriter:
             return True
         added = int(self.db.execute("SELECT count(*) FROM chunks WHERE row > ?",
                                     (live.max_row,)).fetchone()[0])
-        removed = live.bm25_rows - count_live(self.db, live.max_row)
+        removed = removed_table.count_since_base(self.db, live)
         limit = max(COMPACT_MIN_ROWS, COMPACT_FRACTION * live.bm25_rows)
         return added + removed > limit
 
@@ -323,6 +338,7 @@ class IndexWriter:
         self._revision += 1
         created = now_iso()
         self._write_meta(self._settings, self.corpus_root, created)
+        removed_table.mark_current(db, self._revision)
         db.execute("COMMIT")  # the commit point: readers opened from now on see it
         manifest = read_manifest_db(db, self.path)
         live = BaseInfo.read(self._live) if self._live is not None else EMPTY
@@ -339,6 +355,9 @@ class IndexWriter:
                            prev=live if self._live is not None else None, prev_gen=self._live)
             finally:
                 db.execute("COMMIT")
+            # Before CURRENT names the new base; a reader that pairs the old base with
+            # this table sees that it describes another base and compares rows instead.
+            removed_table.after_compaction(db, gen, info)
         else:
             assert self._live is not None
             link_base(self._live, gen)
