@@ -24,6 +24,7 @@ from __future__ import annotations
 import ctypes
 import re
 import statistics
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,7 +34,11 @@ from typing import Any
 CELL_GAP = 1.1
 #: Longest cell: longer runs of words are prose (two text columns), not a table.
 MAX_CELL_CHARS = 60
+MAX_HEADING_CHARS = 40
 MIN_ROWS = 2  # data rows under a header
+#: Share of a table's rows a column gutter must be clear in (merged cells cross some).
+GUTTER_CLEAR = 0.6
+MIN_GUTTER = 3  # points
 MIN_COLUMNS = 3  # label column included
 #: Lines with more words than this and fewer than two figures are taken as prose.
 MAX_PLAIN_WORDS = 8
@@ -127,6 +132,9 @@ def linearize_tables(textpage: Any, text: str) -> str:
     while i < len(lines):
         j = _block_end(cells, i)
         rows = _table(cells[i:j]) if j - i >= MIN_ROWS + 1 else None
+        original = [raw_lines[k][1] for ln in lines[i:j] for k in range(ln.start, ln.stop)]
+        if rows is not None and _loses_text(original, rows):
+            rows = None  # keep the text as it was rather than lose any of it
         if rows is None:
             stop = max(j, i + 1)
             for ln in lines[i:stop]:
@@ -136,6 +144,13 @@ def linearize_tables(textpage: Any, text: str) -> str:
         out.extend(rows)
         i = j
     return "\n".join(out)
+
+
+def _loses_text(original: Sequence[str], rows: Sequence[str]) -> bool:
+    """Whether the rows miss a character of the lines they replace (footnote marks, which
+    are dropped on purpose, excepted)."""
+    lost = Counter("".join("".join(original).split())) - Counter("".join("".join(rows).split()))
+    return any(not ch.isdigit() for ch in lost)
 
 
 def _split_lines(text: str) -> list[tuple[int, str]]:
@@ -212,6 +227,32 @@ def _is_header(cells: Sequence[_Cell]) -> bool:
     return all(not _NUMBER.match(c.text) or _YEAR.match(c.text) for c in cells)
 
 
+def _clear_gutters(block: Sequence[list[_Cell]]) -> int:
+    """How many vertical gutters run down most of the block between its cells.
+
+    A table's columns leave gutters that (almost) no row writes across; the wide gaps of
+    justified prose (a full stop's extra space) fall at a different place on every line,
+    with words of the neighbouring lines running through them.
+    """
+    rows = [cells for cells in block if len(cells) >= 2]  # positioned rows, not labels
+    lo = int(min(c.x0 for cells in rows for c in cells))
+    hi = int(max(c.x1 for cells in rows for c in cells)) + 1
+    covered = [0] * (hi - lo + 1)
+    for cells in rows:
+        for c in cells:
+            for x in range(int(c.x0) - lo, int(c.x1) - lo + 1):
+                covered[x] += 1
+    limit = (1 - GUTTER_CLEAR) * len(rows)
+    gutters, run = 0, 0
+    for n in covered:
+        if n <= limit:
+            run += 1
+        else:
+            gutters += run >= MIN_GUTTER  # a run ended by a column: a gutter inside the table
+            run = 0
+    return gutters
+
+
 def _tidy(cell: str) -> str:
     # Words joined across a superscript or a font change: "(km2 )" -> "(km2)".
     return re.sub(r"\(\s+", "(", re.sub(r"\s+\)", ")", cell))
@@ -222,8 +263,15 @@ def _table(block: Sequence[list[_Cell]]) -> list[str] | None:
     widest = max(block, key=len)
     if len(widest) < MIN_COLUMNS or not _is_header(block[0]):
         return None
+    if any(len(c.text) > MAX_HEADING_CHARS or sum(ch.isalnum() for ch in c.text) < 2
+           for c in block[0]):
+        return None  # a heading is a few words, not a line of prose nor a formula's "="
+    if sum(len(cells) >= 2 for cells in block[1:]) < MIN_ROWS:
+        return None  # one row under the header: a displayed formula, not a table
     if sum(len(cells) >= MIN_COLUMNS for cells in block) * 2 < sum(len(c) >= 2 for c in block):
         return None  # mostly pairs: two columns of prose, or a list, not a table
+    if _clear_gutters(block) < MIN_COLUMNS - 1:
+        return None  # wide gaps that do not line up: justified prose, not columns
     columns = [(c.x0, c.x1) for c in widest]
 
     def column(c: _Cell) -> int:

@@ -20,6 +20,7 @@ import pytest
 from transformers import AutoTokenizer
 
 from ingest.pipeline import ingest_folder
+from ingest.tables import linearize_tables
 from rag.embed import SentenceTransformerEncoder, build_encoder, default_encoder_path
 from rag.settings import Settings
 from rag.store import Index, open_index
@@ -58,13 +59,18 @@ def _all_chunks(index: Index) -> list[Chunk]:
 
 
 def _pypdf_pages(name: str) -> list[str]:
-    # Independent of ingest: the PDF engine's own text (PDFium, which ingest reads PDFs
-    # with), with the same NFKC folding and PDFium's end-of-line hyphen mark dropped.
+    # Independent of the splitter and the store: the PDF engine's own text (PDFium, which
+    # ingest reads PDFs with; tables rewritten row by row as ingest.tables does), with the
+    # same NFKC folding and PDFium's end-of-line hyphen mark dropped.
     doc = pdfium.PdfDocument(PDFS / name)
     try:
-        return [unicodedata.normalize("NFKC", doc[i].get_textpage().get_text_range())
-                .replace("\r\n", "\n").replace("\r", "\n").replace("\ufffe", "")
-                for i in range(len(doc))]
+        pages = []
+        for i in range(len(doc)):
+            textpage = doc[i].get_textpage()
+            text = linearize_tables(textpage, textpage.get_text_range())
+            pages.append(unicodedata.normalize("NFKC", text).replace("\r\n", "\n")
+                         .replace("\r", "\n").replace("\ufffe", ""))
+        return pages
     finally:
         doc.close()
 

@@ -255,3 +255,15 @@ def test_keyword_text_splits_fiscal_years_and_numbers() -> None:
     for gone in ("Round", "answer", "decimal", "Give", "response"):
         assert gone not in q.split()
     assert query_keywords("Please answer") == "Please answer"  # nothing would be left
+
+
+def test_justified_two_column_prose_is_not_taken_for_a_table() -> None:
+    # multicolumn.pdf: two justified columns of Lorem Ipsum (pages 1-2; wide gaps after full
+    # stops, at a different place on every line), then a real table (page 3).
+    path = Path(__file__).resolve().parent / "data" / "pdfs" / "multicolumn.pdf"
+    out = parse_file(path, "multicolumn.pdf")
+    assert out.document is not None
+    prose, table = out.document.pages[:2], out.document.pages[2]
+    assert all(" | " not in p.text for p in prose)
+    assert "Denmark | Population (millions): 5.8 | Area (km2): 42,951 | Capital: Copenhagen" \
+        in table.text
