@@ -38,10 +38,12 @@ from ingest.load import (
 from ingest.runner import Limits, SerialRunner, StageRunner, make_runner
 from ingest.scan import Candidate, check_corpus_dir, scan_folder
 from ingest.split import effective_sizes, split_document
+from rag.lazy_encoder import LazyEncoder, encoder_name
 from rag.settings import Settings
 from rag.store import (
     FileRecord,
     IndexWriter,
+    StoreError,
     check_encoder,
     now_iso,
 )
@@ -244,9 +246,14 @@ def ingest_folder(
     corpus = check_corpus_dir(corpus_dir)
     given_encoder = encoder  # Ray workers get a copy of it, else load the model themselves
     if encoder is None:
-        from rag.embed import build_encoder  # deferred: loads torch and the model
+        recorded = _known_encoder(settings, index_dir, rebuild)
+        if recorded is None:  # a new index, or another encoder: its figures come from the model
+            from rag.embed import build_encoder  # deferred: loads torch and the model
 
-        encoder = build_encoder(settings)
+            encoder = build_encoder(settings)
+        else:  # loaded only when something needs embedding: an unchanged re-run never does
+            lazy: Encoder = LazyEncoder(settings, recorded)
+            encoder = lazy
     size, overlap = effective_sizes(
         encoder.max_tokens, settings.chunk_tokens, settings.chunk_overlap
     )
@@ -309,6 +316,20 @@ def ingest_folder(
     summary.total_files = len(files)
     summary.total_chunks = sum(f.chunks for f in files.values())
     return summary.finish(t0)
+
+
+def _known_encoder(settings: Settings, index_dir: Path, rebuild: bool) -> tuple[int, int] | None:
+    """(dimension, max_tokens) of the configured encoder as the index records them, when
+    the index exists and was built with it; None means: load the model to know."""
+    if rebuild:
+        return None
+    try:
+        if not store_exists(settings, index_dir):
+            return None
+        m = store_manifest(settings, index_dir)
+    except (StoreError, OSError, ValueError):
+        return None  # the writer will say what is wrong with the index
+    return (m.dimension, m.max_tokens) if m.encoder == encoder_name(settings) else None
 
 
 @dataclass

@@ -15,6 +15,7 @@ import torch
 from langchain_core.embeddings import Embeddings
 
 from rag.device import resolve_device
+from rag.lazy_encoder import encoder_name
 from rag.settings import DEFAULT_MODEL, Precision, Settings
 from rag.types import Encoder, FloatArray
 
@@ -122,11 +123,8 @@ class SentenceTransformerEncoder:
 
 def build_encoder(settings: Settings) -> Encoder:
     """The one place the real encoder is built."""
-    if settings.encoder_model == DEFAULT_MODEL:
-        # Named by the model, not the install path, so an index stays valid across venvs.
-        model, name = str(default_encoder_path()), "sentence-transformers/all-MiniLM-L6-v2"
-    else:
-        model, name = settings.encoder_model, settings.encoder_model
+    name = encoder_name(settings)
+    model = str(default_encoder_path()) if settings.encoder_model == DEFAULT_MODEL else name
     if _use_int8(settings, Path(model)):
         from rag.embed_onnx import OnnxInt8Encoder
 

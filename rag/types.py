@@ -126,9 +126,15 @@ class Answer:
 class Encoder(Protocol):
     """Turns texts into unit-length vectors; also the token counter the splitter uses."""
 
-    name: str  # recorded in the index manifest
-    dimension: int
-    max_tokens: int  # longest input (in its own tokens, specials excluded) seen whole
+    # Read-only here, so an encoder that learns them lazily (rag.lazy_encoder) fits.
+    @property
+    def name(self) -> str: ...  # recorded in the index manifest
+
+    @property
+    def dimension(self) -> int: ...
+
+    @property
+    def max_tokens(self) -> int: ...  # longest input (its own tokens, specials excluded) seen whole
 
     def embed(self, texts: Sequence[str]) -> FloatArray: ...
 

@@ -376,3 +376,28 @@ def test_unchanged_stat_skips_hashing(corpus: Path, tmp_path: Path,
     (corpus / "page.html").write_text("<p>Delta rays are photons of low energy.</p>")
     s = ingest_folder(corpus, idx, _settings(), encoder=FakeEncoder())
     assert s.files_ok == 1
+
+
+def test_unchanged_rerun_never_loads_the_encoder(
+        tmp_path: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    import rag.embed
+
+    corpus = tmp_path / "docs"
+    corpus.mkdir()
+    (corpus / "a.txt").write_text("Sourdough bread is leavened by wild yeast.")
+    builds: list[str] = []
+
+    def build(s: Settings) -> FakeEncoder:
+        builds.append(s.encoder_model)
+        return FakeEncoder()
+
+    monkeypatch.setattr(rag.embed, "build_encoder", build)
+    # The configured encoder's name is the one the index records: here the fake's.
+    s = settings.model_copy(update={"encoder_model": FakeEncoder.name})
+    first = ingest_folder(corpus, tmp_path / "idx", s)
+    assert first.files_ok == 1 and builds == [FakeEncoder.name]
+    again = ingest_folder(corpus, tmp_path / "idx", s)
+    assert again.files_unchanged == 1 and builds == [FakeEncoder.name]  # not loaded again
+    (corpus / "b.txt").write_text("Rye bread is denser.")
+    third = ingest_folder(corpus, tmp_path / "idx", s)
+    assert third.files_ok == 1 and len(builds) == 2  # something to embed: loaded
