@@ -20,6 +20,20 @@ from rag.testing import FakeEncoder
 REPO = Path(__file__).resolve().parent.parent
 
 
+@pytest.fixture(autouse=True)
+def _environment_restored() -> Iterator[None]:
+    """Each test leaves the environment as it found it.
+
+    Subtle: `rag ingest --no-progress` sets library variables process-wide (TQDM_DISABLE,
+    ...); run in-process by a test, they leaked into every later test's subprocesses (the
+    kill-mid-ingest test then never saw the progress bar it waits for).
+    """
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     """Settings with every writable path inside the test's tmp dir.
