@@ -39,7 +39,7 @@ from ingest.jobs import Job, JobBusyError
 from ingest.uploads import save_upload
 
 if TYPE_CHECKING:
-    from ingest.pipeline import IngestSummary, ProgressFn
+    from ingest.summary import IngestSummary, ProgressFn
     from rag.settings import Settings
     from rag.store import FileRecord
 

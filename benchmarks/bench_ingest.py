@@ -28,7 +28,8 @@ from pathlib import Path
 import numpy as np
 
 from ingest.load import failed_job, parse_job
-from ingest.pipeline import ingest_folder, limits, plan_parse_jobs, scan_folder
+from ingest.parse_plan import limits, plan_parse_jobs
+from ingest.pipeline import ingest_folder, scan_folder
 from ingest.runner import make_runner
 from rag.settings import Settings
 from rag.store import open_index

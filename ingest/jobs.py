@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ingest.pipeline import IngestSummary, ProgressFn
+    from ingest.summary import IngestSummary, ProgressFn
 
 log = logging.getLogger(__name__)
 

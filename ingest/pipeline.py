@@ -18,26 +18,23 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
 import numpy as np
 
 from ingest.load import (
-    ParseJob,
-    ParseOutcome,
     compact_warnings,
-    count_failed,
-    count_job,
     failed_job,
-    merge_parts,
     parse_job,
 )
-from ingest.runner import Limits, SerialRunner, StageRunner, make_runner
+from ingest.parse_plan import limits, merged_outcomes, n_jobs, plan_parse_jobs
+from ingest.runner import SerialRunner, StageRunner, make_runner
 from ingest.scan import Candidate, check_corpus_dir, scan_folder
 from ingest.split import effective_sizes, split_document
+from ingest.summary import IngestSummary, ProgressFn
 from rag.lazy_encoder import LazyEncoder, encoder_name
 from rag.settings import Settings
 from rag.store import (
@@ -53,88 +50,11 @@ from rag.types import Chunk, Encoder
 
 log = logging.getLogger(__name__)
 
-ProgressFn = Callable[[str, int, int], None]  # (stage "parse"|"embed"|"index", done, total)
 
 CHECKPOINT_S = 600.0
 #: Chunks gathered (across files) before embedding, in units of the embedding batch: small
 #: files then still fill whole batches, and at most this many vectors wait in memory.
 _BATCHES_PER_FLUSH = 8
-
-
-@dataclass
-class IngestSummary:
-    index: str = ""
-    files_ok: int = 0  # parsed, split and embedded in this run
-    files_unchanged: int = 0  # same sha256 as in the index: nothing to do
-    files_removed: int = 0  # gone from the folder (or now unreadable): chunks removed
-    files_skipped: list[dict[str, str]] = field(default_factory=list)  # {"path", "reason"}
-    files_failed: list[dict[str, str]] = field(default_factory=list)  # {"path", "reason"}
-    warnings: list[dict[str, str]] = field(default_factory=list)  # ingested, but e.g. a blank page
-    pages: int = 0  # pages parsed in this run
-    chunks: int = 0  # chunks embedded in this run
-    total_files: int = 0  # in the index after the run
-    total_chunks: int = 0
-    commits: int = 0
-    seconds: float = 0.0
-    chunks_per_s: float = 0.0
-    # Where the time went (main process): waiting for parse results, splitting,
-    # embedding, and writing/committing the index.
-    parse_seconds: float = 0.0
-    split_seconds: float = 0.0
-    embed_seconds: float = 0.0
-    index_seconds: float = 0.0
-
-    def to_json(self) -> dict[str, object]:
-        d = asdict(self)
-        for k in ("seconds", "chunks_per_s", "parse_seconds", "split_seconds",
-                  "embed_seconds", "index_seconds"):
-            d[k] = round(float(d[k]), 3)
-        return d
-
-    def finish(self, t0: float) -> IngestSummary:
-        self.seconds = time.perf_counter() - t0
-        self.chunks_per_s = self.chunks / self.seconds if self.seconds > 0 else 0.0
-        return self
-
-
-#: Long PDFs are parsed in parts of this many pages, by several workers at once, so that
-#: one 1,000-page book does not keep a single core busy long after the rest is done.
-PAGES_PER_JOB = 24
-#: Counting pages opens the PDF: done only for the few largest PDFs (by bytes, at least
-#: this big), which is where the long books are.
-_SPLIT_MIN_BYTES = 256 * 1024
-_SPLIT_MAX_FILES = 64
-
-
-def plan_parse_jobs(
-    todo: Sequence[Candidate], workers: int, ocr: bool = True, runner: StageRunner | None = None
-) -> tuple[list[ParseJob], dict[str, int]]:
-    """Parse jobs, and how many parts each source was cut into.
-
-    Pages are counted by ``runner``'s workers, under its limits: opening a hostile PDF is
-    parsing too, and must not hang or crash this process (a PDF that fails to count is
-    parsed whole, and fails there with its reason).
-    """
-    split: dict[str, int] = {}
-    if workers > 1:
-        pdfs = [c for c in todo if c.path.suffix.lower() == ".pdf" and c.size >= _SPLIT_MIN_BYTES]
-        jobs_ = [(str(c.path), c.source) for c in sorted(pdfs, key=lambda c: -c.size)]
-        counts = (runner or SerialRunner()).map(count_job, jobs_[:_SPLIT_MAX_FILES], count_failed)
-        for source, n in counts:
-            if n is not None and n > PAGES_PER_JOB:
-                split[source] = n
-    jobs: list[ParseJob] = []
-    parts: dict[str, int] = {}
-    for c in todo:
-        n = split.get(c.source)
-        if n is None:
-            jobs.append((str(c.path), c.source, None, ocr))
-            parts[c.source] = 1
-        else:
-            ranges = [(i, min(i + PAGES_PER_JOB, n)) for i in range(0, n, PAGES_PER_JOB)]
-            jobs.extend((str(c.path), c.source, r, ocr) for r in ranges)
-            parts[c.source] = len(ranges)
-    return jobs, parts
 
 
 #: A file modified this close to when it was read may change again within the same mtime
@@ -159,28 +79,6 @@ def _sha256_or_none(path: Path) -> str | None:
         return file_sha256(path)
     except OSError:
         return None
-
-
-def _n_jobs(todo: Sequence[Candidate]) -> int:
-    # One long PDF alone is still worth a pool: its parts run in parallel.
-    return len(todo) + sum(1 for c in todo if c.size >= _SPLIT_MIN_BYTES)
-
-
-def _merged(results: Iterator[ParseOutcome], parts: dict[str, int]) -> Iterator[ParseOutcome]:
-    """Whole-file outcomes from a stream where long PDFs arrive in parts, in any order."""
-    waiting: dict[str, list[ParseOutcome]] = {}
-    for out in results:
-        if parts.get(out.source, 1) == 1:
-            yield out
-            continue
-        got = waiting.setdefault(out.source, [])
-        got.append(out)
-        if len(got) == parts[out.source]:
-            yield merge_parts(waiting.pop(out.source))
-
-
-def limits(settings: Settings) -> Limits:
-    return Limits(timeout_s=settings.parse_timeout_s, memory_mb=settings.parse_memory_mb)
 
 
 # --- the write transaction, with checkpoints -------------------------------------------
@@ -302,7 +200,7 @@ def ingest_folder(
                              report, checkpoint_s)
         else:
             _ingest_files(todo, known, txn, encoder, settings, size, overlap, summary, report,
-                          runner or make_runner(settings.parse_workers, _n_jobs(todo),
+                          runner or make_runner(settings.parse_workers, n_jobs(todo),
                                                 limits(settings)),
                           checkpoint_s)
         if txn.dirty:
@@ -389,7 +287,7 @@ def _ingest_files(
     workers = settings.parse_workers or os.cpu_count() or 1
     jobs, parts = plan_parse_jobs(todo, workers if not isinstance(runner, SerialRunner) else 1,
                                   settings.ocr, runner)
-    results = _merged(runner.map(parse_job, jobs, failed_job), parts)
+    results = merged_outcomes(runner.map(parse_job, jobs, failed_job), parts)
     report("parse", 0, len(todo))
     for done in range(1, len(todo) + 1):
         t = time.perf_counter()

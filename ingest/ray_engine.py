@@ -39,8 +39,9 @@ from rag.store import FileRecord, now_iso
 from rag.types import Chunk, Encoder
 
 if TYPE_CHECKING:
-    from ingest.pipeline import IngestSummary, ProgressFn, _Transaction
+    from ingest.pipeline import _Transaction
     from ingest.scan import Candidate
+    from ingest.summary import IngestSummary, ProgressFn
 
 log = logging.getLogger(__name__)
 

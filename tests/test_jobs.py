@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from ingest.jobs import JobBoard, JobBusyError
-from ingest.pipeline import IngestSummary
+from ingest.summary import IngestSummary
 
 
 def test_progress_and_result() -> None:

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 from pypdf import PdfReader, PdfWriter
 
-from ingest.pipeline import IngestSummary, ingest_folder, remove_documents
+from ingest.pipeline import ingest_folder, remove_documents
 from ingest.runner import ProcessPoolRunner, SerialRunner
+from ingest.summary import IngestSummary
 from rag.settings import Settings
 from rag.store import Index, IndexLockedError, IndexMismatchError, IndexWriter, open_index
 from rag.testing import FakeEncoder
@@ -318,15 +319,16 @@ def test_symlinked_folders_are_followed_once_and_never_out(corpus: Path, tmp_pat
 
 def test_long_pdf_parsed_in_page_parts_by_the_pool(corpus: Path, tmp_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    import ingest.pipeline as pipeline
+    import ingest.parse_plan as parse_plan
+    from ingest.scan import Candidate
 
     shutil.copy(PDFS / "pdflatex-outline.pdf", corpus / "outline.pdf")
     serial = ingest_folder(corpus, tmp_path / "a", _settings(), encoder=FakeEncoder(),
                            runner=SerialRunner())
-    monkeypatch.setattr(pipeline, "PAGES_PER_JOB", 1)
-    monkeypatch.setattr(pipeline, "_SPLIT_MIN_BYTES", 0)
-    todo = [pipeline.Candidate("outline.pdf", corpus / "outline.pdf", 1)]
-    jobs, parts = pipeline.plan_parse_jobs(todo, workers=2)
+    monkeypatch.setattr(parse_plan, "PAGES_PER_JOB", 1)
+    monkeypatch.setattr(parse_plan, "_SPLIT_MIN_BYTES", 0)
+    todo = [Candidate("outline.pdf", corpus / "outline.pdf", 1)]
+    jobs, parts = parse_plan.plan_parse_jobs(todo, workers=2)
     assert parts == {"outline.pdf": 4} and [j[2] for j in jobs] == [(0, 1), (1, 2), (2, 3), (3, 4)]
     pooled = ingest_folder(corpus, tmp_path / "b", _settings(parse_workers=2),
                            encoder=FakeEncoder(), runner=ProcessPoolRunner(2))

@@ -20,7 +20,8 @@ import numpy as np
 import pytest
 from procs import REPO
 
-from ingest.pipeline import IngestSummary, ingest_folder
+from ingest.pipeline import ingest_folder
+from ingest.summary import IngestSummary
 from rag.settings import Settings
 from rag.store.backends import open_reader
 from rag.testing import FakeEncoder

@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 from procs import REPO
 
-from ingest.pipeline import IngestSummary, ingest_folder, remove_documents
+from ingest.pipeline import ingest_folder, remove_documents
+from ingest.summary import IngestSummary
 from rag.chain import build_chain
 from rag.retrieve import HybridRetriever
 from rag.settings import Settings

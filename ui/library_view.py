@@ -22,7 +22,7 @@ from ui import resources
 from ui.highlight import escape_markdown, passage_markdown
 
 if TYPE_CHECKING:
-    from ingest.pipeline import IngestSummary, ProgressFn
+    from ingest.summary import IngestSummary, ProgressFn
     from rag.store import FileRecord
     from rag.types import Encoder
 
