@@ -23,7 +23,8 @@ from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 from squad_sample import SquadItem, load_items  # benchmarks/ is on sys.path as a script
 
-from rag.chain import RagChain, decoding_params
+from rag.chain import RagChain
+from rag.chain_steps import decoding_params
 from rag.device import resolve_device
 from rag.generate import build_generator
 from rag.read import build_reader

@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from train_reader import TRAIN_ARTICLES, TUNE_ARTICLES  # noqa: E402
 
 from ingest.pipeline import ingest_folder  # noqa: E402
-from rag.chain import to_sources  # noqa: E402
+from rag.chain_steps import to_sources  # noqa: E402
 from rag.embed import build_encoder  # noqa: E402
 from rag.evaluate import best_over_golds, token_f1  # noqa: E402
 from rag.read import build_reader  # noqa: E402

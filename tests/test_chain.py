@@ -15,10 +15,8 @@ from rag.chain import (
     Retrieved,
     Token,
     build_chain,
-    decoding_params,
-    is_follow_up,
-    search_query,
 )
+from rag.chain_steps import decoding_params, is_follow_up, search_query
 from rag.settings import Settings
 from rag.testing import FakeEncoder, FakeGenerator, write_index
 from rag.types import DecodingParams
