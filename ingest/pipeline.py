@@ -222,11 +222,9 @@ def _known_encoder(settings: Settings, index_dir: Path, rebuild: bool) -> tuple[
     if rebuild:
         return None
     try:
-        if not store_exists(settings, index_dir):
-            return None
         m = store_manifest(settings, index_dir)
     except (StoreError, OSError, ValueError):
-        return None  # the writer will say what is wrong with the index
+        return None  # no index yet (IndexMissingError), or the writer will say what is wrong
     return (m.dimension, m.max_tokens) if m.encoder == encoder_name(settings) else None
 
 

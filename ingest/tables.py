@@ -127,18 +127,21 @@ def linearize_tables(textpage: Any, text: str) -> str:
         else:
             lines.append(_Line(n, n + 1, words))
     cells = [_cells(ln) for ln in lines]
+
+    def as_written(a: int, b: int) -> list[str]:
+        """PDFium's own lines behind visual lines a..b-1."""
+        return [raw_lines[k][1] for ln in lines[a:b] for k in range(ln.start, ln.stop)]
+
     out: list[str] = []
     i = 0
     while i < len(lines):
         j = _block_end(cells, i)
         rows = _table(cells[i:j]) if j - i >= MIN_ROWS + 1 else None
-        original = [raw_lines[k][1] for ln in lines[i:j] for k in range(ln.start, ln.stop)]
-        if rows is not None and _loses_text(original, rows):
+        if rows is not None and _loses_text(as_written(i, j), rows):
             rows = None  # keep the text as it was rather than lose any of it
         if rows is None:
             stop = max(j, i + 1)
-            for ln in lines[i:stop]:
-                out.extend(raw_lines[k][1] for k in range(ln.start, ln.stop))
+            out.extend(as_written(i, stop))
             i = stop
             continue
         out.extend(rows)

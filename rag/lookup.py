@@ -89,7 +89,8 @@ def lookup(question: str, passages: Sequence[str]) -> list[Span]:
                 continue
             for cell in cells:
                 col_hits = len(_stems(cell.heading) & asked)
-                if not col_hits or (_stems(cell.value) & asked and not _stems(cell.value) - asked):
+                value = _stems(cell.value)
+                if not col_hits or (value & asked and not value - asked):
                     continue  # the question names no heading, or already says the value
                 score = row_hits + col_hits
                 if score > top:

@@ -231,10 +231,9 @@ def _table_markdown(rows: list[list[str]], words: AbstractSet[str]) -> str:
         cells[0] = row[0]
         for cell in row[1:]:
             h, sep, v = cell.partition(": ")
-            if sep and h in header[1:]:
-                cells[header.index(h, 1)] = v
-            elif sep and h.strip() in header[1:]:
-                cells[header.index(h.strip(), 1)] = v
+            key = h if h in header[1:] else h.strip()
+            if sep and key in header[1:]:
+                cells[header.index(key, 1)] = v
             else:  # a cell without its heading: the first free column
                 free = [i for i, c in enumerate(cells) if not c and i]
                 if free:
