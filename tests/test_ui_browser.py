@@ -158,9 +158,10 @@ def test_first_start_then_upload_pdf_ask_and_see_the_source_page(
             expect(page.locator('[data-testid="stChatInputTextArea"]')).to_be_disabled()
 
             # Two files at once; ingestion runs in the background with a progress bar.
-            page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(
-                [str(PDF), str(notes)]
-            )
+            uploader = page.locator('[data-testid="stFileUploaderDropzoneInput"]')
+            # The previous collection's uploader can linger for a repaint after the switch.
+            expect(uploader).to_have_count(1, timeout=60_000)
+            uploader.set_input_files([str(PDF), str(notes)])
             expect(page.get_by_text(re.compile(r"Adding 2 documents: 2 added"))).to_be_visible(
                 timeout=240_000
             )
