@@ -5,6 +5,7 @@ A real milvus-lite server (tests/procs.py's fixture, a separate process); fake m
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,11 @@ def test_app_builds_asks_and_removes_over_milvus(
     first = index_revision(Collection("sample", index_dir), settings)
     assert first.startswith("milvus-")
 
+    # The uploader is disabled while the first build's job is still winding down.
+    deadline = time.monotonic() + 60
+    while at.file_uploader[0].disabled and time.monotonic() < deadline:
+        time.sleep(0.2)
+        at.run()
     upload(at, [("manual.txt", MANUAL, "text/plain")])
     assert documents(at)["manual.txt"] == "ready"
     assert index_revision(Collection("sample", index_dir), settings) != first  # a new commit
