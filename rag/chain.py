@@ -40,7 +40,7 @@ from langchain_core.runnables.config import run_in_executor
 from rag.chain_steps import decoding_params, messages_of, search_query, to_sources, weak_evidence
 from rag.chat_model import GeneratorChatModel, call_options
 from rag.citations import cite, says_unknown, strip_markers
-from rag.lookup import cell_statement, is_lookup, lookup
+from rag.lookup import document_lookup, is_lookup, lookup, statement
 from rag.prompt import PromptStyle, build_prompt
 from rag.read import Span, SpanReader
 from rag.settings import RetrieverMode, Settings
@@ -181,8 +181,10 @@ class RagChain:
         else:
             t = time.perf_counter()
             masked = [mask_injections(s.text) for s in sources]
-            # A table cell the question names exactly comes first; the reader's spans after.
-            plan.spans = lookup(question, masked) + self.reader.read(question, masked)
+            # A table cell (or contents entry) the question names exactly, or the title or
+            # name of the document it asks for, comes first; the reader's spans after.
+            looked_up = lookup(question, masked) or document_lookup(question, sources, masked)
+            plan.spans = looked_up + self.reader.read(question, masked)
             plan.timings["read_s"] = time.perf_counter() - t
             if not plan.spans or plan.spans[0].margin < self.reader_min_margin:
                 plan.answer = self._refusal(plan)
@@ -192,10 +194,10 @@ class RagChain:
             # numbered 1.. in retrieval order, so source n is masked[n - 1]).
             quoted = [replace(e.source, text=masked[e.source.n - 1][e.start:e.end].strip())
                       for e in plan.evidence]
-            if is_lookup(plan.spans[0]):  # a table cell: the decoder reads just that cell
+            if is_lookup(plan.spans[0]):  # looked up: the decoder reads just what was found
                 plan.evidence = plan.evidence[:1]
                 src = plan.evidence[0].source
-                quoted = [replace(src, text=cell_statement(masked[src.n - 1], plan.spans[0]))]
+                quoted = [replace(src, text=statement(masked[src.n - 1], plan.spans[0]))]
             plan.read = [q.text for q in quoted]
             prompt = build_prompt(question, quoted, count_tokens=self._count_tokens,
                                   budget=self.budget(params), style=self.style, renumber=False)
@@ -267,7 +269,10 @@ class RagChain:
         # The decoder's reply cannot be backed up: the reader's span, and where it stands.
         best = plan.evidence[0]
         span = best.span or plan.spans[0]
-        if not supported(span.text, best.source.text):
+        # A looked-up span is checked against what was looked up (a document's name is not
+        # in its text); the reader's against the passage.
+        backed_by = plan.read[0] if is_lookup(span) else best.source.text
+        if not supported(span.text, backed_by):
             # Checked like the decoder's words: nothing is shown as an answer unbacked.
             return Answer(ABSTAIN_TEXT, True, shown, [], timings, method="abstained")
         text = f"{span.text} [{best.source.n}]"

@@ -174,6 +174,10 @@ class Span:
     text: str
     score: float  # start + end logit
     null_score: float  # the window's "no answer" logit sum ([CLS] start + end)
+    #: "" for the reader's spans; what a looked-up answer is ("cell", "toc", "title",
+    #: "document": see rag.lookup). A "document" span's text is the file name, not
+    #: passage[start:end] (the sentence that shows what the document says).
+    kind: str = ""
 
     @property
     def margin(self) -> float:

@@ -172,3 +172,24 @@ def test_decoder_words_from_outside_what_it_read_are_not_shown(
     gen = FakeGenerator(script="Finnish, Swedish and German [1]")
     a = chain_with(settings, index_dir, gen, FakeReader(), abstain_threshold=-1.0).invoke(LANGS)
     assert (a.text, a.method) == ("Finnish, Swedish [1]", "extracted")
+
+
+WHICH = "Which document mentions the Colosseum and emperor Titus?"
+
+
+def test_which_document_is_answered_with_the_file_name_checked_against_what_was_read(
+        settings: Settings, index_dir: Path) -> None:
+    gen = FakeGenerator(script="notes/rome.md [1]")
+    a = chain_with(settings, index_dir, gen, FakeReader(), abstain_threshold=-1.0).invoke(WHICH)
+    assert (a.text, a.method, a.cited) == ("notes/rome.md [1]", "generated", [1])
+    assert a.evidence == ['notes/rome.md: "The Colosseum in Rome was finished in 80 AD under emperor Titus."']
+    prompt = gen.prompts[0][-1]["content"]
+    assert "The document notes/rome.md says: The Colosseum" in prompt and "Louvre" not in prompt
+    # A reply naming another file is not shown: the looked-up name is, with its quote.
+    wrong = FakeGenerator(script="guide/louvre.pdf [1]")
+    a = chain_with(settings, index_dir, wrong, FakeReader(), abstain_threshold=-1.0).invoke(WHICH)
+    assert (a.text, a.method) == ("notes/rome.md [1]", "extracted")
+    # Nothing retrieved holds what the question names: the chain does not guess a file.
+    chain = chain_with(settings, index_dir, gen, FakeReader(), abstain_threshold=-1.0)
+    a = chain.invoke("Which file mentions the Parthenon and Pericles?")
+    assert a.abstained
