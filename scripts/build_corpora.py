@@ -61,20 +61,15 @@ SQUAD_ARTICLES = [
 # left out because the corpus partly answers their questions).
 UNANSWERABLE_ARTICLES = [
     "Super_Bowl_50",
-    "Warsaw",
     "Normans",
-    "Nikola_Tesla",
-    "Martin_Luther",
     "Ctenophora",
-    "Genghis_Khan",
     "Doctor_Who",
-    "Yuan_dynasty",
-    "Chloroplast",
-    "Rhine",
-    "Scottish_Parliament",
     "Force",
 ]
-UNANSWERABLE_PER_ARTICLE = 20
+# 5 x 52 = 260 questions. (Until the reader's second training these were 20 questions from
+# each of 13 articles; 8 of those articles now train the reader, which needs every article
+# no evaluation asks about: scripts/train_reader.py.)
+UNANSWERABLE_PER_ARTICLE = 52
 # Sample corpus: one article per text format, so users can ask real questions out of the box.
 SAMPLE_ARTICLES = {"Oxygen": "md", "Steam_engine": "txt", "Apollo_program": "html"}
 SAMPLE_PDFS = ["pdflatex-4-pages.pdf", "pdflatex-outline.pdf", "multicolumn.pdf",

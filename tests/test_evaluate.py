@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -290,3 +291,26 @@ def test_batched_query_encoder_gives_the_same_vectors() -> None:
     assert enc.calls == calls + 1  # the direct call above; the batched one was a lookup
     assert (batched.embed(["unseen words"]) == enc.embed(["unseen words"])).all()
     assert batched.embed([]).shape == (0, enc.dimension)
+
+
+def test_the_shipped_reader_never_trained_on_an_article_an_evaluation_asks_about() -> None:
+    # The weights say which articles trained them (scripts/train_reader.py writes it); the
+    # committed paragraph corpus maps every SQuAD question id to its article.
+    from safetensors import safe_open
+
+    from rag.read import DEFAULT_WEIGHTS
+
+    def slug(title: str) -> str:  # "Fresno,_California" is folder Fresno_California
+        return re.sub(r"[^A-Za-z0-9]", "", title)
+
+    with safe_open(str(DEFAULT_WEIGHTS), framework="pt") as f:
+        trained = {slug(t) for t in f.metadata()["train_articles"].split(",")}
+    assert len(trained) >= 14
+    article = {item.id: slug(item.relevant[0].source.split("/")[0])
+               for item in load_qa(REPO / "corpora/squad_paragraphs/qa.jsonl")}
+    asked: set[str] = set()
+    for qa_file in ("corpora/squad/qa.jsonl", "corpora/squad/unanswerable.jsonl",
+                    "corpora/sample_qa.jsonl"):
+        asked |= {article[i.id] for i in load_qa(REPO / qa_file) if i.id in article}
+    assert len(asked) >= 20  # the files really were mapped (16 + 5 articles, and the sample's)
+    assert not trained & asked, trained & asked
