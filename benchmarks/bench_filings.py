@@ -78,9 +78,11 @@ def pick_slice(data: Path, n_files: int | None, only: list[str]) -> tuple[list[P
 
 
 def link(files: list[Path], into: Path) -> None:
+    # Copies (20 MB), not symlinks: ingest does not follow a link out of the folder it
+    # ingests (issue 11), which left "ours" with nothing to read.
     into.mkdir(parents=True)
     for f in files:
-        (into / f.name).symlink_to(f.resolve())
+        shutil.copyfile(f, into / f.name)
 
 
 # --- parsing alone ---------------------------------------------------------------------

@@ -6,11 +6,13 @@ async path): ``stream`` / ``astream`` yield the chain's events (``Retrieved``, `
 The decoder is a LangChain chat model (``rag.chat_model``), so any chat model can take its
 place.
 
-How an answer is made (measured in docs/benchmarks.md, "Answers"):
+How an answer is made (measured in docs/benchmarks.md, "Answers"; steps in ``rag.chain_read``):
 1. The extractive reader (``rag.read``) scores answer spans in the retrieved passages, with
    text that addresses a model blanked first (``rag.verify.mask_injections``). No span it
    believes over "no answer here": the documents do not say, and the chain says so. A
-   question naming a table row and column heading gets that cell first (``rag.lookup``).
+   question naming a table row and column heading, a contents entry, a document's title or
+   "which document" gets what it names looked up first (``rag.lookup``); otherwise the local
+   decoder votes on the reader's best spans (``rag.span_scores``).
 2. The decoder reads only the one or two sentences holding the best spans (a 135M model
    answers far better from a sentence than from four passages) and writes the reply.
 3. The reply is shown only if every content word and number of it stands in the passage
@@ -26,7 +28,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,16 +39,17 @@ from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableGenerator, RunnableLambda
 from langchain_core.runnables.config import run_in_executor
 
+from rag.chain_read import read_sources
 from rag.chain_steps import decoding_params, messages_of, search_query, to_sources, weak_evidence
 from rag.chat_model import GeneratorChatModel, call_options
 from rag.citations import cite, says_unknown, strip_markers
-from rag.lookup import document_lookup, is_lookup, lookup, statement
+from rag.lookup import is_lookup
 from rag.prompt import PromptStyle, build_prompt
 from rag.read import Span, SpanReader
 from rag.settings import RetrieverMode, Settings
 from rag.text import ends_sentence, trim_to_sentence
-from rag.types import Answer, DecodingParams, Encoder, Generator, Source
-from rag.verify import Evidence, agrees, mask_injections, select_evidence, supported
+from rag.types import Answer, DecodingParams, Encoder, Generator, ReplyScorer, Source
+from rag.verify import Evidence, agrees, supported
 
 #: What the user reads when the documents do not answer the question.
 ABSTAIN_TEXT = "The documents do not contain an answer to this question."
@@ -116,6 +119,7 @@ class RagChain:
         abstain_threshold: float,
         reader: SpanReader | None = None,
         reader_min_margin: float = 0.0,
+        reader_decoder_weight: float = 0.0,
         params: DecodingParams | None = None,
         context_tokens: int | None = None,
         style: PromptStyle | None = None,
@@ -126,6 +130,7 @@ class RagChain:
         self.reader = reader
         self.abstain_threshold = abstain_threshold
         self.reader_min_margin = reader_min_margin
+        self.reader_decoder_weight = reader_decoder_weight
         self.params = params or DecodingParams()
         self.context_tokens = context_tokens
         self.style = style or PromptStyle()
@@ -179,31 +184,26 @@ class RagChain:
                                   budget=self.budget(params), style=self.style)
             plan.shown = sources[: len(prompt.sources)]
         else:
-            t = time.perf_counter()
-            masked = [mask_injections(s.text) for s in sources]
-            # A table cell (or contents entry) the question names exactly, or the title or
-            # name of the document it asks for, comes first; the reader's spans after.
-            looked_up = lookup(question, masked) or document_lookup(question, sources, masked)
-            plan.spans = looked_up + self.reader.read(question, masked)
-            plan.timings["read_s"] = time.perf_counter() - t
-            if not plan.spans or plan.spans[0].margin < self.reader_min_margin:
+            plan.spans, reading = read_sources(
+                question, sources, self.reader, min_margin=self.reader_min_margin,
+                scorer=self._scorer(), decoder_weight=self.reader_decoder_weight, timings=plan.timings)
+            if reading is None:
                 plan.answer = self._refusal(plan)
                 return plan
-            plan.evidence = select_evidence(plan.spans, sources)
-            # The decoder reads the evidence sentences as the reader did: masked (sources are
-            # numbered 1.. in retrieval order, so source n is masked[n - 1]).
-            quoted = [replace(e.source, text=masked[e.source.n - 1][e.start:e.end].strip())
-                      for e in plan.evidence]
-            if is_lookup(plan.spans[0]):  # looked up: the decoder reads just what was found
-                plan.evidence = plan.evidence[:1]
-                src = plan.evidence[0].source
-                quoted = [replace(src, text=statement(masked[src.n - 1], plan.spans[0]))]
+            plan.evidence, quoted = reading.evidence, reading.quoted
             plan.read = [q.text for q in quoted]
             prompt = build_prompt(question, quoted, count_tokens=self._count_tokens,
                                   budget=self.budget(params), style=self.style, renumber=False)
         plan.messages = messages_of(prompt.messages)
         plan.prompt_sources = prompt.sources
         return plan
+
+    def _scorer(self) -> ReplyScorer | None:
+        """The local decoder, when it can score replies (a remote chat model cannot)."""
+        generator = getattr(self.llm, "generator", None)
+        if self.reader_decoder_weight > 0 and isinstance(generator, ReplyScorer):
+            return generator
+        return None
 
     def _refusal(self, plan: _Plan) -> Answer:
         plan.timings["first_token_s"] = plan.timings["total_s"] = time.perf_counter() - plan.t0
@@ -424,6 +424,7 @@ def build_chain(
         abstain_threshold=settings.abstain_threshold,
         reader=reader if settings.reader else None,
         reader_min_margin=settings.reader_min_margin,
+        reader_decoder_weight=settings.reader_decoder_weight,
         params=decoding_params(settings),
         context_tokens=settings.context_tokens,
     )

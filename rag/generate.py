@@ -223,6 +223,30 @@ class HFGenerator:
         )
         return list(enc["input_ids"])
 
+    def reply_log_probs(self, prompts: Sequence[Sequence[dict[str, str]]],
+                        replies: Sequence[str]) -> list[float]:
+        """Mean log-probability per token of each reply (its end-of-turn token included) as
+        the model's answer to its prompt: one batched forward pass, no generation."""
+        end = self.tokenizer.eos_token_id
+        rows: list[tuple[list[int], list[int]]] = []
+        for messages, reply in zip(prompts, replies, strict=True):
+            tail = [*self.tokenizer.encode(reply, add_special_tokens=False), end]
+            rows.append((self.prompt_ids(messages), tail))
+        width = max(len(p) + len(r) for p, r in rows)
+        pad = self.tokenizer.pad_token_id or end
+        ids = torch.full((len(rows), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, (p, r) in enumerate(rows):  # padded on the right: positions stay as unbatched
+            ids[i, :len(p) + len(r)] = torch.tensor(p + r)
+            mask[i, :len(p) + len(r)] = 1
+        with self._lock, torch.inference_mode():
+            logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits
+        out: list[float] = []
+        for i, (p, r) in enumerate(rows):
+            logp = logits[i, len(p) - 1:len(p) + len(r) - 1].float().log_softmax(-1)
+            out.append(float(logp[torch.arange(len(r)), torch.tensor(r, device=logp.device)].mean()))
+        return out
+
     def stream(
         self, messages: Sequence[dict[str, str]], params: DecodingParams
     ) -> Generator[str, None, None]:

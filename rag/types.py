@@ -154,6 +154,15 @@ class Generator(Protocol):
     def stream(self, messages: Sequence[dict[str, str]], params: DecodingParams) -> Iterator[str]: ...
 
 
+@runtime_checkable
+class ReplyScorer(Protocol):
+    """A decoder that can say how likely it finds given replies (the local one can; a
+    remote server behind the chat-model interface cannot)."""
+
+    def reply_log_probs(self, prompts: Sequence[Sequence[dict[str, str]]],
+                        replies: Sequence[str]) -> list[float]: ...
+
+
 @dataclass(frozen=True)
 class DecodingParams:
     max_new_tokens: int = 32

@@ -184,3 +184,16 @@ def test_streams_tokens_and_stops_early(real_generator: HFGenerator) -> None:
     pieces = [next(stream) for _ in range(3)]
     stream.close()  # must stop the worker thread, not hang or raise
     assert all(isinstance(p, str) and p for p in pieces)
+
+
+def test_reply_scores_are_the_same_batched_or_alone_and_favour_the_stated_answer(
+        real_generator: HFGenerator) -> None:
+    def prompt(context: str) -> list[dict[str, str]]:
+        return [{"role": "user", "content": f"Context: {context}\nQuestion: Who founded the institute?"}]
+
+    ctx = "The Zorblatt Institute was founded in 1923 by the chemist Anna Moravec."
+    batched = real_generator.reply_log_probs([prompt(ctx), prompt(ctx), prompt("x")],
+                                             ["Anna Moravec", "Kellerby town hall", "Anna Moravec"])
+    alone = real_generator.reply_log_probs([prompt(ctx)], ["Anna Moravec"])
+    assert abs(batched[0] - alone[0]) < 1e-3  # right padding changes nothing
+    assert batched[0] > batched[1]  # the name the context states beats one it does not

@@ -1,0 +1,54 @@
+"""The chain's reading step: which answer the passages hold and what the decoder reads.
+
+1. Text that addresses a model is blanked (``rag.verify.mask_injections``).
+2. A table cell or contents entry the question names exactly, or the title or name of the
+   document it asks for, is looked up (``rag.lookup``); the extractive reader's spans follow.
+3. No span the reader believes over "no answer here": nothing to read (the chain refuses).
+4. The local decoder votes on the reader's best spans (``rag.span_scores``).
+5. The decoder is given the one or two sentences holding the best spans, masked as the
+   reader saw them, or just what was looked up ("Capital: Vienna").
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+from rag.lookup import document_lookup, is_lookup, lookup, statement
+from rag.read import Span, SpanReader
+from rag.span_scores import rescore
+from rag.types import ReplyScorer, Source
+from rag.verify import Evidence, mask_injections, select_evidence
+
+
+@dataclass
+class Reading:
+    evidence: list[Evidence]  # the sentences the answer may rest on
+    quoted: list[Source]  # what the decoder reads of each evidence, numbered as retrieved
+
+
+def read_sources(question: str, sources: Sequence[Source], reader: SpanReader, *, min_margin: float,
+                 scorer: ReplyScorer | None, decoder_weight: float,
+                 timings: dict[str, float]) -> tuple[list[Span], Reading | None]:
+    """(the spans found, best first; what the decoder reads, None when the passages do not
+    answer)."""
+    t = time.perf_counter()
+    masked = [mask_injections(s.text) for s in sources]
+    looked_up = lookup(question, masked) or document_lookup(question, sources, masked)
+    spans = looked_up + reader.read(question, masked)
+    timings["read_s"] = time.perf_counter() - t
+    if not spans or spans[0].margin < min_margin:
+        return spans, None
+    if not looked_up and scorer is not None:
+        t = time.perf_counter()
+        spans = rescore(question, spans, masked, scorer, weight=decoder_weight, min_margin=min_margin)
+        timings["score_s"] = time.perf_counter() - t
+    evidence = select_evidence(spans, sources)
+    # Sources are numbered 1.. in retrieval order, so source n is masked[n - 1].
+    quoted = [replace(e.source, text=masked[e.source.n - 1][e.start:e.end].strip()) for e in evidence]
+    if is_lookup(spans[0]):
+        evidence = evidence[:1]
+        src = evidence[0].source
+        quoted = [replace(src, text=statement(masked[src.n - 1], spans[0]))]
+    return spans, Reading(evidence, quoted)

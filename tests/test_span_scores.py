@@ -1,0 +1,92 @@
+"""The decoder's vote on the reader's candidates (rag.span_scores), with scripted scores;
+the real decoder's scores are exercised through the chain in test_answer_real.py."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from rag.chain import build_chain
+from rag.read import Span
+from rag.settings import Settings
+from rag.span_scores import rescore, sentence_around
+from rag.testing import FakeEncoder, FakeGenerator, FakeReader, write_index
+
+PASSAGE = "The tower was designed by Maurice Koechlin. Gustave Eiffel's company built it in 1889."
+
+
+def _span(text: str, margin: float) -> Span:
+    at = PASSAGE.index(text)
+    return Span(0, at, at + len(text), text, margin, 0.0)
+
+
+class Votes:
+    """Scores replies from a table; records what it was asked."""
+
+    def __init__(self, votes: dict[str, float]) -> None:
+        self.votes = votes
+        self.asked: list[tuple[list[dict[str, str]], str]] = []
+
+    def reply_log_probs(self, prompts: Sequence[Sequence[dict[str, str]]],
+                        replies: Sequence[str]) -> list[float]:
+        self.asked.extend((list(p), r) for p, r in zip(prompts, replies, strict=True))
+        return [self.votes.get(r, -10.0) for r in replies]
+
+
+def test_the_decoders_vote_can_reorder_close_candidates_but_not_outvote_the_reader() -> None:
+    spans = [_span("Maurice Koechlin", 6.0), _span("Gustave Eiffel", 5.5), _span("1889", 2.5)]
+    votes = Votes({"Maurice Koechlin": -4.0, "Gustave Eiffel": -1.0, "1889": -0.1})
+    got = rescore("Who built the tower?", spans, [PASSAGE], votes, weight=0.25, min_margin=2.0)
+    # 6.0 - 1.0 < 5.5 - 0.25: the decoder's clear preference wins a close call ...
+    assert [s.text for s in got] == ["Gustave Eiffel", "Maurice Koechlin", "1889"]
+    # ... but not a wide one: 2.5 - 0.025 stays last.
+    prompt, reply = votes.asked[1]
+    assert reply == "Gustave Eiffel"
+    assert prompt[-1]["content"] == ("Context: Gustave Eiffel's company built it in 1889.\n"
+                                     "Question: Who built the tower?")
+
+
+def test_spans_the_reader_does_not_believe_are_not_candidates() -> None:
+    spans = [_span("Maurice Koechlin", 6.0), _span("Gustave Eiffel", 1.0)]
+    votes = Votes({"Gustave Eiffel": 0.0})
+    got = rescore("Who built the tower?", spans, [PASSAGE], votes, weight=10.0, min_margin=2.0)
+    assert got == spans and votes.asked == []  # one candidate only: nothing to vote on
+    assert rescore("q", spans, [PASSAGE], votes, weight=0.0, min_margin=0.0) == spans
+
+
+def test_sentence_around_a_span_that_runs_past_its_sentence() -> None:
+    assert sentence_around(PASSAGE, _span("Koechlin. Gustave", 3.0)) == (
+        "The tower was designed by Maurice Koechlin. Gustave")
+
+
+class ScoringGenerator(FakeGenerator):
+    def __init__(self, script: str, votes: dict[str, float]) -> None:
+        super().__init__(script=script)
+        self.scorer = Votes(votes)
+
+    def reply_log_probs(self, prompts: Sequence[Sequence[dict[str, str]]],
+                        replies: Sequence[str]) -> list[float]:
+        return self.scorer.reply_log_probs(prompts, replies)
+
+
+def test_the_chain_lets_a_local_decoder_vote_and_then_checks_its_reply_as_ever(
+        settings: Settings, tmp_path: Path) -> None:
+    text = "Maurice Koechlin designed the tower in Paris. Gustave Eiffel built the tower."
+    index_dir = write_index(tmp_path / "idx", {"tower.txt": text}, FakeEncoder())
+    question = "Who designed or built the tower in Paris?"
+    s = settings.model_copy(update={"abstain_threshold": -1.0, "k": 1, "reader": True,
+                                    "reader_min_margin": 0.5, "reader_decoder_weight": 1.0})
+    # The fake reader proposes "Maurice" (3 shared words) then "Gustave" (2) ...
+    gen = ScoringGenerator("Gustave [1]", {"Gustave": -0.1, "Maurice": -3.0})
+    a = build_chain(s, index_dir, encoder=FakeEncoder(), generator=gen, reader=FakeReader()).invoke(
+        question)
+    assert [r for _, r in gen.scorer.asked] == ["Maurice", "Gustave"]
+    # ... the decoder's vote puts "Gustave" first, so it reads that sentence and may say it.
+    assert (a.text, a.method) == ("Gustave [1]", "generated")
+    assert "Gustave Eiffel built" in gen.prompts[0][-1]["content"]
+    # Weight 0: no vote; the reader's first span stands and the same reply is not shown.
+    plain = ScoringGenerator("Gustave [1]", {})
+    s0 = s.model_copy(update={"reader_decoder_weight": 0.0})
+    a = build_chain(s0, index_dir, encoder=FakeEncoder(), generator=plain, reader=FakeReader()).invoke(
+        question)
+    assert plain.scorer.asked == [] and a.text == "Maurice [1]" and a.method == "extracted"
