@@ -243,8 +243,8 @@ class HFGenerator:
             logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits
         out: list[float] = []
         for i, (p, r) in enumerate(rows):
-            logp = logits[i, len(p) - 1:len(p) + len(r) - 1].float().log_softmax(-1)
-            out.append(float(logp[torch.arange(len(r)), torch.tensor(r, device=logp.device)].mean()))
+            logp = logits[i, len(p) - 1:len(p) + len(r) - 1].float().cpu().log_softmax(-1)
+            out.append(float(logp[torch.arange(len(r)), torch.tensor(r)].mean()))
         return out
 
     def stream(

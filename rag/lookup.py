@@ -39,11 +39,15 @@ _LINE = re.compile(r"[^\n]+")
 _TOC_LINE = re.compile(r"^(?P<label>\S.{0,120}?[^\d\s.])[\s.]+(?P<page>\d{1,4})\s*$")
 _SECTION_NUMBER = re.compile(r"\d+(?:\.\d+)*\.?\s+(?=\S)")
 _TOC_MIN_LINES = 3  # fewer lines ending in a number are more likely prose than contents
-# "What is the title of ...", "which document / file / PDF ...".
-_TITLE_Q = re.compile(r"\btitle\b", re.IGNORECASE)
-_WHICH_DOC_Q = re.compile(
-    r"\b(which|what)\s+(document|file|pdf|paper|report|source|text)s?\b", re.IGNORECASE
+# "What is the title of the (two-column) document?", "the paper's title": a question about
+# the document itself, not "the title of the book Dewar wrote".
+_DOC = r"(?:document|file|pdf|paper|report|article|notes?)"
+_TITLE_Q = re.compile(
+    rf"\btitle of (?:the|this|that|my|our)\s+(?:[\w-]+\s+){{0,3}}{_DOC}\b|\b{_DOC}'s title\b", re.IGNORECASE
 )
+# "Which document / file / PDF ...?", "what document ...?" ("what file format" asks for a
+# format, "which report" may be about one the text names: neither is taken).
+_WHICH_DOC_Q = re.compile(r"\bwhich\s+(?:document|file|pdf)s?\b|\bwhat\s+documents?\b", re.IGNORECASE)
 #: Words a "which document ..." question uses to ask, not to say what the document holds.
 _ASKING = frozenset(["document", "documents", "file", "files", "pdf", "paper", "report", "source",
                      "text", "mention", "mentions", "talk", "talks", "say", "says", "contain",
@@ -141,8 +145,10 @@ def lookup(question: str, passages: Sequence[str]) -> list[Span]:
     best: list[tuple[int, int, _Cell]] = []
     top = 0
     for p, passage in enumerate(passages):
-        for label, cells in _rows(passage) + _toc_rows(passage):
-            row_hits = _entry_hits(label, asked) if cells[0].heading == "page" else _names(label, asked)
+        rows = [(label, cells, False) for label, cells in _rows(passage)]
+        rows += [(label, cells, True) for label, cells in _toc_rows(passage)]
+        for label, cells, contents in rows:
+            row_hits = _entry_hits(label, asked) if contents else _names(label, asked)
             if not row_hits:
                 continue
             for cell in cells:
@@ -168,9 +174,10 @@ def document_lookup(question: str, sources: Sequence[Source], passages: Sequence
 
     ``passages`` are the sources' texts as the reader sees them (masked), in the same order.
     """
-    if _TITLE_Q.search(question):
+    if _TITLE_Q.search(question) and sources:
         for p, src in enumerate(sources):
-            if src.start == 0 and src.page in (None, 1):  # the very start of a document
+            # The very start of the document the best passage comes from.
+            if src.source == sources[0].source and src.start == 0 and src.page in (None, 1):
                 line = _LINE.search(passages[p])
                 if line is None:
                     continue

@@ -100,6 +100,10 @@ def test_the_title_is_the_first_line_of_the_best_document_start() -> None:
     middle = _src("b.pdf", "Some Heading Here\nText.", start=900)
     assert _doc_answer("What is the title of the document?", [prose]) is None
     assert _doc_answer("What is the title of the document?", [middle]) is None
+    # The start of another document than the best passage's is not this one's title.
+    assert _doc_answer("What is the title of this document?", [middle, first]) is None
+    # A title the text talks about is the reader's business, not the document's title.
+    assert _doc_answer("What is the title of the book Dewar wrote?", [first]) is None
 
 
 def test_which_document_names_the_file_of_the_best_passage_when_it_holds_the_question() -> None:
@@ -113,3 +117,4 @@ def test_which_document_names_the_file_of_the_best_passage_when_it_holds_the_que
     assert _doc_answer("Which file mentions the Eiffel Tower and its height?", [toc, other]) is None
     # Not a question about a document: the reader's business.
     assert _doc_answer("What sections does the contents list?", [toc]) is None
+    assert _doc_answer("What file format do the Foo, Bar and Baz sections use?", [toc]) is None
