@@ -172,7 +172,10 @@ class ProcessPoolRunner:
                  ) -> Any:
         """The result of ``w``'s item if it has one now (a failure counts), else _NOTHING."""
         item = w.item
-        if w.conn in ready:
+        # subtle: ``ready`` was taken before the consumer last ran (the embedding stage, which
+        # can take longer than the time limit per document); a result that came in since is
+        # waiting in the pipe and must be taken, not mistaken for a timeout.
+        if w.conn in ready or w.conn.poll():
             try:
                 status, value = w.conn.recv()
             except (EOFError, OSError):

@@ -110,7 +110,10 @@ def job_echo(x: str) -> str:
 
 
 def job_hostile(x: str) -> str:
-    """``sleep``: never returns; ``alloc``: asks for 8 GB; ``crash``: dies by SIGSEGV."""
+    """``sleep``: never returns; ``nap...``: returns after 0.3 s; ``alloc``: asks for 8 GB;
+    ``crash``: dies by SIGSEGV."""
+    if x.startswith("nap"):
+        time.sleep(0.3)
     if x == "sleep":
         while True:
             time.sleep(1)

@@ -55,6 +55,22 @@ def test_limits_fail_one_item_and_the_rest_go_on() -> None:
     assert "crashed" in got["crash"] and "SIGSEGV" in got["crash"]
 
 
+def test_a_slow_consumer_does_not_time_out_items_already_parsed() -> None:
+    # The embedding stage takes longer per document than the time limit (a large filing on a
+    # loaded machine): the other worker's item, parsed in no time, must not be declared
+    # timed out because its result waited while the consumer worked (it was, on real SEC
+    # filings: CORNING_2020_10K.pdf "timed out after 120 s" with a 0.1 s parse).
+    from ingest.runner import Limits, ProcessPoolRunner
+
+    runner = ProcessPoolRunner(2, Limits(timeout_s=1, memory_mb=1024))
+    got = []
+    items = ["a", "nap1", "b", "nap2", "c", "nap3"]  # a nap's result comes in while the consumer works
+    for result in runner.map(hostile.job_hostile, items, hostile.job_failed):
+        got.append(result)
+        time.sleep(1.5)  # the consumer: slower than the limit
+    assert sorted(got) == sorted(f"done {x}" for x in items)
+
+
 def test_slow_pdf_times_out_and_the_run_goes_on(tmp_path: Path) -> None:
     # The probe's 17 KB PDF: 60 pages sharing one 4 MB stream of path operators.
     corpus = tmp_path / "c"
