@@ -16,7 +16,6 @@ from rag.store import (
     Index,
     IndexMismatchError,
     IndexWriter,
-    StoreError,
     open_index,
     read_manifest,
 )
@@ -166,7 +165,7 @@ def test_readers_never_fail_while_a_writer_commits(tmp_path: Path,
                 index.chunks([r for r, _ in index.bm25_search("river doc2", 5)])
                 index.close()
                 opens[0] += 1
-            except (StoreError, AssertionError, sqlite3.Error) as e:
+            except Exception as e:  # any failure, not only the store's (a thread would swallow it)
                 failures.append(repr(e))
 
     readers = [threading.Thread(target=read) for _ in range(3)]

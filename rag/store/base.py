@@ -19,6 +19,7 @@ import numpy as np
 
 from rag.store import dense
 from rag.store.keyword import BaseBM25, build_bm25
+from rag.store.layout import load_npy
 from rag.store.manifest import FORMAT, VERSION
 
 IntArray = dense.IntArray
@@ -75,7 +76,7 @@ class Base:
         dense_rows = np.zeros(0, dtype=np.int64)
         if info.dense_rows:
             faiss_index = dense.read_index(gen / "dense.faiss", mmap=info.index_kind == "flat")
-            dense_rows = np.load(gen / "dense_rows.npy", mmap_mode="r", allow_pickle=False)
+            dense_rows = load_npy(gen / "dense_rows.npy", mmap=True)
             # A swapped or damaged file would otherwise fail (or crash FAISS) at the first
             # search, far from the cause.
             if dimension is not None and faiss_index.d != dimension:
@@ -134,7 +135,7 @@ def build_base(db: sqlite3.Connection, gen: Path, *, revision: int, kind: str, d
         if grow:
             assert prev is not None and prev_gen is not None
             index = dense.read_index(prev_gen / "dense.faiss", mmap=False)
-            old_rows = np.load(prev_gen / "dense_rows.npy", allow_pickle=False)
+            old_rows = load_npy(prev_gen / "dense_rows.npy")
             batches = list(_vector_batches(db, dim, "WHERE row > ?", (prev.max_row,)))
             dense.add_batches(index, batches)
             rows = np.concatenate([old_rows, *[b[0] for b in batches]])

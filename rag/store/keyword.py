@@ -20,6 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from rag.keywords import keyword_text
+from rag.store.layout import load_npy, npy_reads
 
 K1 = 1.5
 B = 0.75
@@ -72,8 +73,9 @@ class BaseBM25:
     def __init__(self, folder: Path, total_len: int) -> None:
         bm25s = _bm25s()
 
-        self._bm25 = bm25s.BM25.load(str(folder), mmap=True)
-        self.rows: IntArray = np.load(folder / "rows.npy", mmap_mode="r", allow_pickle=False)
+        with npy_reads():
+            self._bm25 = bm25s.BM25.load(str(folder), mmap=True)
+        self.rows: IntArray = load_npy(folder / "rows.npy", mmap=True)
         self.vocab: dict[str, int] = self._bm25.vocab_dict
         indptr = self._bm25.scores["indptr"]
         self.df: IntArray = np.diff(np.asarray(indptr)).astype(np.int64)

@@ -21,8 +21,14 @@ import json
 import os
 import re
 import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+import numpy as np
+import numpy.typing as npt
 
 from rag.store.errors import (
     IndexMismatchError,
@@ -175,6 +181,27 @@ def read_manifest(path: Path) -> Manifest:
         return read_manifest_db(db, path)
     finally:
         db.close()
+
+
+# subtle: numpy reads a .npy header with ast.literal_eval, and CPython before 3.11.9 / 3.12.1
+# (gh-106905) can fail that with "SystemError: AST constructor recursion depth mismatch"
+# when two threads parse at once: readers opened side by side by the app's or the API's
+# threads then failed at random (seen in tests/test_store.py's concurrent readers). Every
+# .npy read of the store, bm25s's own included, goes through this lock.
+_NPY_LOCK = threading.Lock()
+
+
+@contextmanager
+def npy_reads() -> Iterator[None]:
+    """Hold while reading .npy files (``np.load``, ``bm25s.BM25.load``)."""
+    with _NPY_LOCK:
+        yield
+
+
+def load_npy(path: Path, *, mmap: bool = False) -> npt.NDArray[Any]:
+    """``np.load`` of one array (no pickles), memory-mapped read-only when ``mmap``."""
+    with _NPY_LOCK:
+        return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)  # type: ignore[no-any-return]
 
 
 def fsync_dir(path: Path) -> None:

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from rag.store.base import BaseInfo, IntArray, live_rows
+from rag.store.layout import load_npy
 
 #: The table and its meta keys (``layout.SCHEMA`` creates the table).
 BASE_KEY = "removed_base"
@@ -71,9 +72,9 @@ def base_rows(gen: Path, info: BaseInfo) -> IntArray:
     """Every row the base in ``gen`` holds, dense or BM25 (HNSW keeps removed rows)."""
     parts = [np.zeros(0, dtype=np.int64)]
     if info.dense_rows:
-        parts.append(np.load(gen / "dense_rows.npy", allow_pickle=False))
+        parts.append(load_npy(gen / "dense_rows.npy"))
     if info.bm25_rows:
-        parts.append(np.load(gen / "bm25" / "rows.npy", allow_pickle=False))
+        parts.append(load_npy(gen / "bm25" / "rows.npy"))
     return np.unique(np.concatenate(parts))
 
 
