@@ -183,9 +183,9 @@ def read_manifest(path: Path) -> Manifest:
         db.close()
 
 
-# subtle: numpy reads a .npy header with ast.literal_eval, and CPython before 3.11.9 / 3.12.1
-# (gh-106905) can fail that with "SystemError: AST constructor recursion depth mismatch"
-# when two threads parse at once: readers opened side by side by the app's or the API's
+# subtle: numpy reads a .npy header with ast.literal_eval, and a CPython without the fix of
+# gh-106905 (3.11.7 here and in CI) can fail that with "SystemError: AST constructor recursion
+# depth mismatch" when two threads parse at once: readers opened side by side by the app's or the API's
 # threads then failed at random (seen in tests/test_store.py's concurrent readers). Every
 # .npy read of the store, bm25s's own included, goes through this lock.
 _NPY_LOCK = threading.Lock()
