@@ -24,8 +24,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import torch
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
@@ -35,18 +33,11 @@ from rag.evaluate import best_over_golds, token_f1  # noqa: E402
 from rag.generate import build_generator  # noqa: E402
 from rag.read import DEFAULT_WEIGHTS, build_reader  # noqa: E402
 from rag.settings import Settings  # noqa: E402
-from rag.text import FUNCTION_WORDS, sentence_spans  # noqa: E402
+from rag.span_scores import CANDIDATES, sentence_around, vote_prompt  # noqa: E402
+from rag.text import FUNCTION_WORDS  # noqa: E402
 
-CANDIDATES = 6
 _PREV_NAME = re.compile(r"([A-Z][\w'-]*) $")
 _NEXT_NAME = re.compile(r" ([A-Z][\w'-]*)")
-
-
-def sentence_of(context: str, a: int, b: int) -> str:
-    for x, y in sentence_spans(context):
-        if x <= a < y:
-            return context[x:max(y, b)]
-    return context[a:b]
 
 
 def widened(context: str, a: int, b: int) -> str:
@@ -58,21 +49,6 @@ def widened(context: str, a: int, b: int) -> str:
     while (m := _NEXT_NAME.match(context[b:b + 40])) and m.group(1).lower() not in FUNCTION_WORDS:
         b += len(m.group(0))
     return context[a:b]
-
-
-def log_prob(tok: Any, model: Any, question: str, sentence: str, answer: str) -> tuple[float, float]:
-    """(sum, mean per token) log-probability of ``answer`` as the decoder's reply."""
-    msgs = [{"role": "system", "content": "Answer the question with a short phrase from the context."},
-            {"role": "user", "content": f"Context: {sentence}\nQuestion: {question}"}]
-    encoded = tok.apply_chat_template(msgs, add_generation_prompt=True, tokenize=True)
-    # Newer transformers return a BatchEncoding here, older ones a list of ids.
-    prompt = list(encoded["input_ids"] if hasattr(encoded, "keys") else encoded)
-    reply = tok(answer, add_special_tokens=False)["input_ids"] + [tok.convert_tokens_to_ids("<|im_end|>")]
-    ids = torch.tensor([prompt + reply])
-    with torch.inference_mode():
-        logits = model(ids).logits[0, len(prompt) - 1:-1].float().log_softmax(-1)
-    lp = logits[torch.arange(len(reply)), torch.tensor(reply)]
-    return float(lp.sum()), float(lp.mean())
 
 
 def main() -> int:
@@ -97,12 +73,12 @@ def main() -> int:
         if not spans:
             continue
         widened_f1 += best_over_golds(token_f1, widened(context, spans[0].start, spans[0].end), golds)
-        row = []
-        for s in spans:
-            sentence = sentence_of(context, s.start, s.end)
-            total, mean = log_prob(gen.tokenizer, gen.model, question, sentence, s.text)
-            row.append({"reader": s.score, "sum": total, "mean": mean,
-                        "f1": best_over_golds(token_f1, s.text, golds)})
+        # The chain's own vote (rag.span_scores): same prompt, one batched pass; the sum
+        # over the reply's tokens (its end-of-turn token included) is the mean times them.
+        means = gen.reply_log_probs([vote_prompt(question, sentence_around(context, s)) for s in spans],
+                                    [s.text for s in spans])
+        row = [{"reader": s.score, "sum": mean * (gen.count_tokens(s.text) + 1), "mean": mean,
+                "f1": best_over_golds(token_f1, s.text, golds)} for s, mean in zip(spans, means, strict=True)]
         rows.append(row)
     n = len(rows)
 

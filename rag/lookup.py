@@ -142,13 +142,13 @@ def _entry_hits(label: str, asked: set[str]) -> int:
 def lookup(question: str, passages: Sequence[str]) -> list[Span]:
     """The cell the question asks for, as a span (at most one; none when unsure)."""
     asked = _stems(question)
-    best: list[tuple[int, int, _Cell]] = []
+    best: list[tuple[int, str, _Cell]] = []  # (passage, kind, cell)
     top = 0
     for p, passage in enumerate(passages):
-        rows = [(label, cells, False) for label, cells in _rows(passage)]
-        rows += [(label, cells, True) for label, cells in _toc_rows(passage)]
-        for label, cells, contents in rows:
-            row_hits = _entry_hits(label, asked) if contents else _names(label, asked)
+        rows = [(label, cells, "cell") for label, cells in _rows(passage)]
+        rows += [(label, cells, "toc") for label, cells in _toc_rows(passage)]
+        for label, cells, kind in rows:
+            row_hits = _entry_hits(label, asked) if kind == "toc" else _names(label, asked)
             if not row_hits:
                 continue
             for cell in cells:
@@ -158,15 +158,13 @@ def lookup(question: str, passages: Sequence[str]) -> list[Span]:
                     continue  # the question names no heading, or already says the value
                 score = row_hits + col_hits
                 if score > top:
-                    best, top = [(p, score, cell)], score
+                    best, top = [(p, kind, cell)], score
                 elif score == top:
-                    best.append((p, score, cell))
+                    best.append((p, kind, cell))
     if not best or len({normalize_answer(c.value) for _, _, c in best}) > 1:
         return []  # nothing fits, or two different cells fit equally well
-    p, score, cell = best[0]
-    line_start = passages[p].rfind("\n", 0, cell.start) + 1
-    kind = "cell" if CELL_SEP in passages[p][line_start:cell.start] else "toc"
-    return [Span(p, cell.start, cell.end, cell.value, LOOKUP_MARGIN + score, 0.0, kind=kind)]
+    p, kind, cell = best[0]
+    return [Span(p, cell.start, cell.end, cell.value, LOOKUP_MARGIN + top, 0.0, kind=kind)]
 
 
 def document_lookup(question: str, sources: Sequence[Source], passages: Sequence[str]) -> list[Span]:

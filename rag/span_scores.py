@@ -32,6 +32,12 @@ def sentence_around(passage: str, span: Span) -> str:
     return passage[span.start:span.end]
 
 
+def vote_prompt(question: str, sentence: str) -> list[dict[str, str]]:
+    """The chat the decoder is asked to reply to when it votes on a span of ``sentence``."""
+    return [{"role": "system", "content": SCORE_SYSTEM},
+            {"role": "user", "content": f"Context: {sentence}\nQuestion: {question}"}]
+
+
 def rescore(question: str, spans: Sequence[Span], passages: Sequence[str], scorer: ReplyScorer,
             *, weight: float, min_margin: float) -> list[Span]:
     """``spans`` (the reader's, best first) with its best candidates re-ordered by margin +
@@ -43,9 +49,7 @@ def rescore(question: str, spans: Sequence[Span], passages: Sequence[str], score
     cands = [s for s in spans[:CANDIDATES] if s.margin >= min_margin]
     if weight <= 0 or len(cands) < 2:
         return list(spans)
-    prompts = [[{"role": "system", "content": SCORE_SYSTEM},
-                {"role": "user", "content": f"Context: {sentence_around(passages[s.passage], s)}\n"
-                                            f"Question: {question}"}] for s in cands]
+    prompts = [vote_prompt(question, sentence_around(passages[s.passage], s)) for s in cands]
     votes = scorer.reply_log_probs(prompts, [s.text for s in cands])
     order = sorted(range(len(cands)), key=lambda i: cands[i].margin + weight * votes[i], reverse=True)
     picked = [cands[i] for i in order]

@@ -200,7 +200,7 @@ def npy_reads() -> Iterator[None]:
 
 def load_npy(path: Path, *, mmap: bool = False) -> npt.NDArray[Any]:
     """``np.load`` of one array (no pickles), memory-mapped read-only when ``mmap``."""
-    with _NPY_LOCK:
+    with npy_reads():
         return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)  # type: ignore[no-any-return]
 
 
