@@ -107,6 +107,33 @@ def unit_vectors(rng: np.random.Generator, n: int) -> np.ndarray:
     return v
 
 
+#: Norm of the noise added to a paragraph's real embedding (``--vectors paragraph``): each
+#: copy keeps a cosine of ~0.9 with its paragraph, so copies cluster as real chunks do.
+PARAGRAPH_NOISE = 0.5
+
+
+@cache
+def paragraph_vectors() -> np.ndarray:
+    """The real embeddings of ``paragraph_texts()`` (the default encoder), in that order."""
+    from rag.embed import build_encoder
+    from rag.settings import Settings
+
+    return build_encoder(Settings()).embed(paragraph_texts())  # type: ignore[call-arg]
+
+
+def paragraph_copies(rng: np.random.Generator, start: int, n: int) -> np.ndarray:
+    """Vectors for chunks ``start .. start + n`` of ``make_chunks``: each the real embedding
+    of the paragraph its text copies, plus noise. Random unit vectors have no neighbours
+    worth the name (any two are at cosine ~0 +- 0.05): an approximate index's recall on them
+    says nothing, and its search time little, about real text."""
+    base = paragraph_vectors()
+    v = base[np.arange(start, start + n) % len(base)].astype(np.float32)
+    noise = rng.standard_normal(v.shape).astype(np.float32)
+    v += noise * (PARAGRAPH_NOISE / np.linalg.norm(noise, axis=1, keepdims=True))
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    return v
+
+
 def writer(path: Path, kind: str, dim: int = DIM) -> IndexWriter:
     return IndexWriter(path, encoder_name="sentence-transformers/all-MiniLM-L6-v2",
                        dimension=dim, max_tokens=254, chunk_tokens=200, chunk_overlap=32,
@@ -367,9 +394,10 @@ def open_removed(n: int) -> dict[str, object]:
     return out
 
 
-def build_only(path: Path, n: int, kind: str) -> dict[str, object]:
+def build_only(path: Path, n: int, kind: str, vectors: str = "random") -> dict[str, object]:
     """Build the index ``one_size`` builds (files of 1,000 chunks, one commit) into ``path``
-    and remove ~1% of it, for ``--open`` and ``--query-index`` to measure at leisure."""
+    and remove ~1% of it, for ``--open`` and ``--query-index`` to measure at leisure.
+    ``vectors``: "random" unit vectors, or "paragraph" copies (``paragraph_copies``)."""
     memo_tokenizer()
     texts = paragraph_texts()
     rng = np.random.default_rng(0)
@@ -378,15 +406,16 @@ def build_only(path: Path, n: int, kind: str) -> dict[str, object]:
         for f, start in enumerate(range(0, n, PER_FILE)):
             count = min(PER_FILE, n - start)
             source = f"synthetic/{f:05d}.txt"
-            w.add_file(record(source, count), make_chunks(source, count, start, texts),
-                       unit_vectors(rng, count))
+            vecs = (paragraph_copies(rng, start, count) if vectors == "paragraph"
+                    else unit_vectors(rng, count))
+            w.add_file(record(source, count), make_chunks(source, count, start, texts), vecs)
         w.commit()
     built = time.perf_counter() - t
     with writer(path, kind) as w:
         for f in range(max(1, n // 100_000)):
             w.remove_file(f"synthetic/{f * 7:05d}.txt")
         w.commit()
-    return {"chunks": n, "kind": kind, "build_s": round(built, 1)}
+    return {"chunks": n, "kind": kind, "vectors": vectors, "build_s": round(built, 1)}
 
 
 def query_index(path: Path, n_queries: int) -> dict[str, object]:
@@ -419,8 +448,40 @@ def query_index(path: Path, n_queries: int) -> dict[str, object]:
         out[f"{name}_p50_ms"] = round(float(p50), 1)
         out[f"{name}_p95_ms"] = round(float(p95), 1)
     out["load_average"] = round(os.getloadavg()[0], 1)
+    if index.ef_search is not None:
+        out.update(dense_recall(index, enc.embed(questions[:50]), settings.fetch_k))
     index.close()
     return out
+
+
+def dense_recall(index: Index, queries: np.ndarray, k: int) -> dict[str, float]:
+    """The approximate base's recall@10 and @k against exact search over the same live rows."""
+    rows = np.asarray(index.rows(), dtype=np.int64)
+    best: list[list[tuple[float, int]]] = [[] for _ in queries]
+    for start in range(0, len(rows), 100_000):  # in slices: 1M x 384 floats are 1.5 GB
+        part = rows[start:start + 100_000]
+        sims = index.vectors(part.tolist()) @ queries.T
+        for q in range(len(queries)):
+            top = np.argsort(-sims[:, q])[:k]
+            best[q] = sorted(best[q] + [(float(sims[i, q]), int(part[i])) for i in top],
+                             reverse=True)[:k]
+    approx = index.dense_search(queries, k)
+    r10 = rk = same = 0.0
+
+    def paragraphs(rows: list[int]) -> list[str]:  # the paragraph a synthetic chunk copies
+        return [c.text.rpartition(" ~ ")[0] for c in index.chunks(rows[:10])]
+
+    for q in range(len(queries)):
+        exact = [r for _, r in best[q]]
+        got = [r for r, _ in approx[q]]
+        rk += len(set(got) & set(exact)) / k
+        r10 += len(set(got[:10]) & set(exact[:10])) / 10
+        # Copies of one paragraph are near-ties: which copies come first matters less than
+        # whether the same paragraphs do.
+        same += len(set(paragraphs(got)) & set(paragraphs(exact))) / len(set(paragraphs(exact)))
+    return {"dense_recall_at_10": round(r10 / len(queries), 3),
+            f"dense_recall_at_{k}": round(rk / len(queries), 3),
+            "dense_paragraph_recall_at_10": round(same / len(queries), 3)}
 
 
 def main() -> int:
@@ -432,6 +493,9 @@ def main() -> int:
     parser.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--build", type=Path, metavar="INDEX",
                         help="only build the first of --sizes (--kind) into INDEX, ~1%% removed")
+    parser.add_argument("--vectors", choices=["random", "paragraph"], default="random",
+                        help="with --build: random unit vectors, or noisy copies of the real "
+                             "embeddings of the paragraphs the chunks copy (for recall)")
     parser.add_argument("--query-index", type=Path, metavar="INDEX",
                         help="only time --queries index-only queries (hybrid, dense, BM25)")
     parser.add_argument("--open-removed", action="store_true",
@@ -443,7 +507,7 @@ def main() -> int:
                         help="only copy index SRC to DST with half its files in the delta")
     args = parser.parse_args()
     if args.build:
-        print(json.dumps(build_only(args.build, args.sizes[0], args.kind)))
+        print(json.dumps(build_only(args.build, args.sizes[0], args.kind, args.vectors)))
         return 0
     if args.query_index:
         print(json.dumps(query_index(args.query_index, args.queries)))

@@ -19,6 +19,7 @@ from rag.store import (
     open_index,
     read_manifest,
 )
+from rag.store.dense import HNSW_EF_SEARCH
 from rag.store.manifest import FileRecord
 from rag.testing import FakeEncoder
 from rag.types import Chunk
@@ -86,11 +87,11 @@ def test_incremental_commits_match_an_exhaustive_search(tmp_path: Path, kind: st
     assert {c.source for c in index.chunks([r for r, _ in hits])} == {"f040.txt"}
     assert index.bm25_search("doc5", 5) == []  # removed: not found by keyword either
     if kind == "hnsw":
-        assert index.ef_search == 128
+        assert index.ef_search == HNSW_EF_SEARCH
     index.close()
 
 
-def test_hnsw_index_is_built_searched_and_uses_ef_search_128(tmp_path: Path) -> None:
+def test_hnsw_index_is_built_searched_and_uses_its_ef_search(tmp_path: Path) -> None:
     enc = FakeEncoder()
     with _writer(tmp_path / "h", enc, "hnsw") as w:
         for i in range(40):
@@ -101,7 +102,7 @@ def test_hnsw_index_is_built_searched_and_uses_ef_search_128(tmp_path: Path) -> 
 
     inner = faiss.downcast_index(index._base.faiss.index)
     assert isinstance(inner, faiss.IndexHNSWFlat)
-    assert index.ef_search == inner.hnsw.efSearch == 128
+    assert index.ef_search == inner.hnsw.efSearch == HNSW_EF_SEARCH != 16  # FAISS's default
     q = enc.embed(["doc17 part2"])
     assert index.dense_search(q, 1)[0][0][0] == _exhaustive(index, enc, "doc17 part2", 1)[0]
     index.close()
