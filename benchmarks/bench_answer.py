@@ -91,6 +91,7 @@ def main() -> int:
         for label, with_reader, weight in runs:
             chain = RagChain(FixedPassages(docs=docs), gen, abstain_threshold=0.0, reader=with_reader,
                              reader_min_margin=settings.reader_min_margin,
+                             reader_min_support=settings.reader_min_support,
                              reader_decoder_weight=weight, params=decoding_params(settings))
             answer = chain.invoke(question)
             timings[label][0].append(answer.timings["first_token_s"])

@@ -25,12 +25,14 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from train_reader import TRAIN_ARTICLES, TUNE_ARTICLES  # noqa: E402
 
 from ingest.pipeline import ingest_folder  # noqa: E402
+from rag.chain_read import OVERLAP_WEIGHT  # noqa: E402
 from rag.chain_steps import to_sources  # noqa: E402
 from rag.embed import build_encoder  # noqa: E402
 from rag.evaluate import best_over_golds, token_f1  # noqa: E402
 from rag.read import build_reader  # noqa: E402
 from rag.retrieve import build_retriever  # noqa: E402
 from rag.settings import Settings  # noqa: E402
+from rag.span_scores import question_overlap  # noqa: E402
 from rag.store import open_index  # noqa: E402
 from rag.verify import mask_injections  # noqa: E402
 
@@ -61,17 +63,20 @@ def main() -> int:
         ingest_folder(corpus, Path(tmp, "idx"), settings, encoder=encoder)
         index = open_index(Path(tmp, "idx"), encoder)
         retriever = build_retriever(settings, index, encoder)
-        rows: list[tuple[bool, float, float, float]] = []  # answerable, best cosine, margin, f1
+        # answerable, best cosine, margin, f1, the question's overlap with the span's sentence
+        rows: list[tuple[bool, float, float, float, float]] = []
         for kind, items in (("answerable", answerable), ("unanswerable", unanswerable)):
             for q, golds in items:
                 docs = retriever.invoke(q)[: settings.k]
                 cosines = [float(d.metadata["dense_score"]) for d in docs
                            if d.metadata.get("dense_score") is not None]
                 best_cos = max(cosines, default=-1.0)
-                spans = reader.read(q, [mask_injections(s.text) for s in to_sources(docs)])
+                masked = [mask_injections(s.text) for s in to_sources(docs)]
+                spans = reader.read(q, masked)
                 margin = spans[0].margin if spans else -99.0
                 f1 = best_over_golds(token_f1, spans[0].text, golds) if spans and golds else 0.0
-                rows.append((kind == "answerable", best_cos, margin, f1))
+                overlap = question_overlap(q, masked[spans[0].passage], spans[0]) if spans else 0.0
+                rows.append((kind == "answerable", best_cos, margin, f1, overlap))
         index.close()
     pos = [r for r in rows if r[0]]
     neg = [r for r in rows if not r[0]]
@@ -86,6 +91,18 @@ def main() -> int:
             nr = sum(r[1] < c or r[2] < t for r in neg) / len(neg)
             f1 = 100 * sum(r[3] for r in pos if not (r[1] < c or r[2] < t)) / len(pos)
             print(f"{c:6.2f}  {t:6.1f}  {pr:18.3f}  {nr:20.3f}  {f1:6.1f}")
+    c, t = settings.abstain_threshold, settings.reader_min_margin
+    print(f"\nat cosine {c} and margin {t}: refusing also when margin + {OVERLAP_WEIGHT:g} x "
+          "overlap < min_support (rag.chain_read.supported_span)")
+    print("min_support  answerable_refused  unanswerable_refused  F1  right_answers_lost")
+    for sup in (0.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0):
+        def refused(r: tuple[bool, float, float, float, float], sup: float = sup) -> bool:
+            return r[1] < c or r[2] < t or r[2] + OVERLAP_WEIGHT * r[4] < sup
+        pr = sum(map(refused, pos)) / len(pos)
+        nr = sum(map(refused, neg)) / len(neg)
+        f1 = 100 * sum(r[3] for r in pos if not refused(r)) / len(pos)
+        lost = sum(1 for r in pos if refused(r) and not (r[1] < c or r[2] < t) and r[3] == 1.0)
+        print(f"{sup:11.1f}  {pr:18.3f}  {nr:20.3f}  {f1:4.1f}  {lost:18d}")
     return 0
 
 

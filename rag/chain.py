@@ -119,6 +119,7 @@ class RagChain:
         abstain_threshold: float,
         reader: SpanReader | None = None,
         reader_min_margin: float = 0.0,
+        reader_min_support: float = 0.0,
         reader_decoder_weight: float = 0.0,
         params: DecodingParams | None = None,
         context_tokens: int | None = None,
@@ -130,6 +131,7 @@ class RagChain:
         self.reader = reader
         self.abstain_threshold = abstain_threshold
         self.reader_min_margin = reader_min_margin
+        self.reader_min_support = reader_min_support
         self.reader_decoder_weight = reader_decoder_weight
         self.params = params or DecodingParams()
         self.context_tokens = context_tokens
@@ -186,7 +188,8 @@ class RagChain:
         else:
             plan.spans, reading = read_sources(
                 question, sources, self.reader, min_margin=self.reader_min_margin,
-                scorer=self._scorer(), decoder_weight=self.reader_decoder_weight, timings=plan.timings)
+                scorer=self._scorer(), decoder_weight=self.reader_decoder_weight, timings=plan.timings,
+                min_support=self.reader_min_support)
             if reading is None:
                 plan.answer = self._refusal(plan)
                 return plan
@@ -424,6 +427,7 @@ def build_chain(
         abstain_threshold=settings.abstain_threshold,
         reader=reader if settings.reader else None,
         reader_min_margin=settings.reader_min_margin,
+        reader_min_support=settings.reader_min_support,
         reader_decoder_weight=settings.reader_decoder_weight,
         params=decoding_params(settings),
         context_tokens=settings.context_tokens,

@@ -3,7 +3,9 @@
 1. Text that addresses a model is blanked (``rag.verify.mask_injections``).
 2. A table cell or contents entry the question names exactly, or the title or name of the
    document it asks for, is looked up (``rag.lookup``); the extractive reader's spans follow.
-3. No span the reader believes over "no answer here": nothing to read (the chain refuses).
+3. No span the reader believes over "no answer here", or a best span whose margin and the
+   share of the question its sentence repeats are together too low (``min_support``):
+   nothing to read (the chain refuses).
 4. The local decoder votes on the reader's best spans (``rag.span_scores``).
 5. The decoder is given the one or two sentences holding the best spans, masked as the
    reader saw them, or just what was looked up ("Capital: Vienna").
@@ -17,7 +19,7 @@ from dataclasses import dataclass, replace
 
 from rag.lookup import document_lookup, is_lookup, lookup, statement
 from rag.read import Span, SpanReader
-from rag.span_scores import rescore
+from rag.span_scores import question_overlap, rescore
 from rag.types import ReplyScorer, Source
 from rag.verify import Evidence, mask_injections, select_evidence
 
@@ -28,9 +30,23 @@ class Reading:
     quoted: list[Source]  # what the decoder reads of each evidence, numbered as retrieved
 
 
+#: Weight of ``question_overlap`` (0..1) against the reader's margin in the support check.
+OVERLAP_WEIGHT = 10.0
+
+
+def supported_span(question: str, passages: Sequence[str], span: Span, min_support: float) -> bool:
+    """The reader's margin + ``OVERLAP_WEIGHT`` x the question's overlap with the span's
+    sentence reaches ``min_support``: a confident span, or one whose sentence is about what
+    was asked. Looked-up answers were matched by name already."""
+    if is_lookup(span) or min_support <= 0:
+        return True
+    overlap = question_overlap(question, passages[span.passage], span)
+    return span.margin + OVERLAP_WEIGHT * overlap >= min_support
+
+
 def read_sources(question: str, sources: Sequence[Source], reader: SpanReader, *, min_margin: float,
-                 scorer: ReplyScorer | None, decoder_weight: float,
-                 timings: dict[str, float]) -> tuple[list[Span], Reading | None]:
+                 scorer: ReplyScorer | None, decoder_weight: float, timings: dict[str, float],
+                 min_support: float = 0.0) -> tuple[list[Span], Reading | None]:
     """(the spans found, best first; what the decoder reads, None when the passages do not
     answer)."""
     t = time.perf_counter()
@@ -38,7 +54,8 @@ def read_sources(question: str, sources: Sequence[Source], reader: SpanReader, *
     looked_up = lookup(question, masked) or document_lookup(question, sources, masked)
     spans = looked_up + reader.read(question, masked)
     timings["read_s"] = time.perf_counter() - t
-    if not spans or spans[0].margin < min_margin:
+    if (not spans or spans[0].margin < min_margin
+            or not supported_span(question, masked, spans[0], min_support)):
         return spans, None
     if not looked_up and scorer is not None:
         t = time.perf_counter()

@@ -66,6 +66,33 @@ class VectorStoreSearch:
         return [(Chunk.from_document(d), float(s)) for d, s in found]
 
 
+def one_per_page(ranked: Sequence[str], by_id: dict[str, Chunk]) -> list[str]:
+    """``ranked`` chunk ids with only each PDF page's best chunk kept in place; a page's
+    other chunks follow after all of those, in order. Chunks without a page (text,
+    Markdown, HTML) keep their places: their unit is the document, which may hold many
+    answers.
+
+    On long PDFs several chunks of one page (a statement's rows) often filled the top of
+    the list: one passage per page lifted page hit@5 on the 23-filing slice (docs/
+    benchmarks.md, "Long PDFs"), and a user reading sources gains nothing from the same
+    page twice. Giving a page credit for its other chunks as well (best + 0.1 x the rest)
+    helped the filings but put the wrong page first on the sample PDFs, whose pages repeat
+    one text: not kept.
+    """
+    seen: set[tuple[str, int]] = set()
+    first: list[str] = []
+    rest: list[str] = []
+    for cid in ranked:
+        chunk = by_id[cid]
+        if chunk.page is None:
+            first.append(cid)
+            continue
+        key = (chunk.source, chunk.page)
+        (rest if key in seen else first).append(cid)
+        seen.add(key)
+    return first + rest
+
+
 def rrf(rankings: Sequence[Sequence[str]], k: int = 60) -> dict[str, float]:
     """Reciprocal rank fusion (Cormack et al. 2009): sum of 1 / (k + rank) over the lists."""
     fused: dict[str, float] = {}
@@ -83,8 +110,9 @@ class HybridRetriever(BaseRetriever):
     dense: Any = None  # DenseSearch; FAISS over ``index`` when None
     mode: RetrieverMode = "hybrid"
     k: int = 4
-    fetch_k: int = 50
+    fetch_k: int = 200  # as Settings.fetch_k
     rrf_k: int = 60
+    distinct_pages: bool = True  # one passage per PDF page in the top k (one_per_page)
 
     def model_post_init(self, context: Any) -> None:
         if self.mode not in MODES:
@@ -132,7 +160,10 @@ class HybridRetriever(BaseRetriever):
             ranking = dense_scores
         else:
             ranking = bm25_scores
-        best = sorted(ranking, key=lambda cid: (-ranking[cid], cid))[:k]
+        best = sorted(ranking, key=lambda cid: (-ranking[cid], cid))
+        if self.distinct_pages:
+            best = one_per_page(best, by_id)
+        best = best[:k]
         return [
             by_id[cid].to_document(
                 score=ranking[cid], dense_score=dense_scores.get(cid),
@@ -156,4 +187,5 @@ class HybridRetriever(BaseRetriever):
 
 def build_retriever(settings: Settings, index: IndexReader, encoder: Encoder) -> HybridRetriever:
     return HybridRetriever(index=index, encoder=encoder, mode=settings.retriever, k=settings.k,
-                           fetch_k=settings.fetch_k, rrf_k=settings.rrf_k)
+                           fetch_k=settings.fetch_k, rrf_k=settings.rrf_k,
+                           distinct_pages=settings.distinct_pages)

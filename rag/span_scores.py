@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from rag.read import Span
-from rag.text import sentence_spans
+from rag.text import content_words, sentence_spans
 from rag.types import ReplyScorer
 
 #: How many of the reader's best spans the decoder scores (one batched forward pass).
@@ -30,6 +30,20 @@ def sentence_around(passage: str, span: Span) -> str:
         if a <= span.start < b:
             return passage[a:max(b, span.end)].strip()
     return passage[span.start:span.end]
+
+
+def question_overlap(question: str, passage: str, span: Span) -> float:
+    """Share of the question's content words that the sentence holding ``span`` also says,
+    outside the span itself (words compared by their first five letters: "limits" and
+    "limited"). A span in a sentence about something else answers another question.
+    """
+    def stems(text: str) -> set[str]:
+        return {w[:5] for w in content_words(text)}
+
+    asked = stems(question)
+    if not asked:
+        return 1.0  # nothing to compare with: no evidence against the span
+    return len(asked & (stems(sentence_around(passage, span)) - stems(span.text))) / len(asked)
 
 
 def vote_prompt(question: str, sentence: str) -> list[dict[str, str]]:

@@ -17,11 +17,11 @@ from ingest.context import chunk_headers, document_header
 from ingest.load import NO_TEXT_LAYER, parse_file
 from ingest.pipeline import ingest_folder
 from rag.keywords import keyword_text, query_keywords
-from rag.retrieve import HybridRetriever
+from rag.retrieve import HybridRetriever, one_per_page
 from rag.settings import Settings
 from rag.store import open_index
 from rag.testing import FakeEncoder
-from rag.types import Page, ParsedDocument
+from rag.types import Chunk, Page, ParsedDocument
 
 SCAN_LINES = ("Turbine inspection report", "The gearbox of unit seven shows corrosion",
               "Replace the bearings before March")
@@ -267,3 +267,42 @@ def test_justified_two_column_prose_is_not_taken_for_a_table() -> None:
     assert all(" | " not in p.text for p in prose)
     assert "Denmark | Population (millions): 5.8 | Area (km2): 42,951 | Capital: Copenhagen" \
         in table.text
+
+
+# --- one passage per page ----------------------------------------------------------------
+
+
+def test_one_per_page_keeps_each_pages_best_chunk_in_place() -> None:
+    def chunk(source: str, page: int | None, start: int) -> Chunk:
+        return Chunk(source=source, page=page, start=start, end=start + 1, text=f"{source}{start}")
+
+    ranked = [chunk("a.pdf", 3, 0), chunk("a.pdf", 3, 1), chunk("notes.md", None, 0),
+              chunk("notes.md", None, 1), chunk("a.pdf", 4, 0), chunk("a.pdf", 3, 2),
+              chunk("b.pdf", 3, 0)]
+    by_id = {c.id: c for c in ranked}
+    order = [by_id[cid] for cid in one_per_page([c.id for c in ranked], by_id)]
+    # Page 3 of a.pdf keeps its best chunk's place; its others wait behind every other page.
+    # A document without pages is its own unit: both of its chunks keep their places.
+    assert [(c.source, c.page, c.start) for c in order] == [
+        ("a.pdf", 3, 0), ("notes.md", None, 0), ("notes.md", None, 1), ("a.pdf", 4, 0),
+        ("b.pdf", 3, 0), ("a.pdf", 3, 1), ("a.pdf", 3, 2)]
+
+
+def test_sources_come_from_distinct_pages(tmp_path: Path, settings: Settings) -> None:
+    corpus = tmp_path / "docs"
+    corpus.mkdir()
+    # Page 1 is long enough for several chunks, all about the gearbox; page 2 mentions it once.
+    page1 = [(72, 760 - 14 * i, f"Gearbox inspection line {i}: the gearbox of unit {i} shows "
+              "corrosion on the bearings.") for i in range(48)]
+    page2 = [(72, 700, "Maintenance budget: the gearbox repairs of unit seven cost 4,000.")]
+    (corpus / "report.pdf").write_bytes(text_pdf([page1, page2]))
+    enc = FakeEncoder()
+    ingest_folder(corpus, tmp_path / "index", settings.with_overrides(chunk_tokens=64,
+                                                                     chunk_overlap=8), encoder=enc)
+    index = open_index(tmp_path / "index", enc)
+    question = "Which gearbox shows corrosion?"
+    pages = {flag: [d.metadata["page"] for d in HybridRetriever(
+        index=index, encoder=enc, k=3, distinct_pages=flag).search(question)] for flag in (True, False)}
+    assert pages[False] == [1, 1, 1]  # the long page fills the sources
+    assert pages[True][:2] == [1, 2] and pages[True][2] == 1  # each page once, then the rest
+    index.close()

@@ -9,7 +9,7 @@ from pathlib import Path
 from rag.chain import build_chain
 from rag.read import Span
 from rag.settings import Settings
-from rag.span_scores import rescore, sentence_around
+from rag.span_scores import question_overlap, rescore, sentence_around
 from rag.testing import FakeEncoder, FakeGenerator, FakeReader, write_index
 
 PASSAGE = "The tower was designed by Maurice Koechlin. Gustave Eiffel's company built it in 1889."
@@ -90,3 +90,35 @@ def test_the_chain_lets_a_local_decoder_vote_and_then_checks_its_reply_as_ever(
     a = build_chain(s0, index_dir, encoder=FakeEncoder(), generator=plain, reader=FakeReader()).invoke(
         question)
     assert plain.scorer.asked == [] and a.text == "Maurice [1]" and a.method == "extracted"
+
+
+def test_question_overlap_counts_the_questions_words_around_the_span_not_in_it() -> None:
+    rankine = "The efficiency of a Rankine cycle is usually limited by the working fluid."
+    fluid = Span(0, rankine.index("the working"), len(rankine) - 1, "the working fluid", 3.0, 0.0)
+    # efficiency, rankine, cycle, limit(s/ed): every content word of the question is there.
+    assert question_overlap("What limits the Rankine cycle's efficiency?", rankine, fluid) == 1.0
+    # "Koechlin" answers a question about the designer; the question's words are its sentence's.
+    koechlin = _span("Maurice Koechlin", 3.0)
+    assert question_overlap("Who designed the tower?", PASSAGE, koechlin) == 1.0
+    # A span in a sentence about something else: none of the question's words around it.
+    assert question_overlap("What river flows through Paris?", PASSAGE, koechlin) == 0.0
+    # Words of the span itself do not count as support: of designed, maurice and koechlin
+    # only "designed" is around it.
+    assert question_overlap("Who designed Maurice Koechlin?", PASSAGE, koechlin) == 1 / 3
+
+
+def test_a_weak_span_in_a_sentence_about_something_else_is_refused(
+        settings: Settings, tmp_path: Path) -> None:
+    text = "Maurice Koechlin designed the tower in Paris. Gustave Eiffel built the tower."
+    index_dir = write_index(tmp_path / "idx", {"tower.txt": text}, FakeEncoder())
+    # The fake reader answers "Maurice" with margin (shared words - 1) for both questions.
+    asked = "Who designed the tower in Paris?"  # margin 2; its sentence repeats the question
+    off = "Who painted the tower in Paris in 1950?"  # margin 1; 2 of 4 words: support 1 + 5
+    for question, min_support, refused in ((asked, 7.0, False), (off, 7.0, True),
+                                           (off, 5.0, False), (off, 0.0, False)):
+        s = settings.model_copy(update={"abstain_threshold": -1.0, "k": 1, "reader": True,
+                                        "reader_min_margin": 0.5, "reader_decoder_weight": 0.0,
+                                        "reader_min_support": min_support})
+        a = build_chain(s, index_dir, encoder=FakeEncoder(), generator=FakeGenerator(script="Maurice [1]"),
+                        reader=FakeReader()).invoke(question)
+        assert a.abstained is refused, (question, min_support, a)
