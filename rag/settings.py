@@ -87,7 +87,7 @@ class Settings(BaseSettings):
     retriever: RetrieverMode = Field("hybrid")
     k: int = Field(4, ge=1, le=50, description="Passages given to the decoder and shown as sources.")
     # 50 -> 200 with distinct_pages: more candidates for one passage per page to fill the
-    # top k from (23-filing slice, page hit@5 0.488 -> 0.535; SQuAD sets unchanged).
+    # top k from (23-filing slice, page hit@5 0.488 -> 0.512-0.535; SQuAD sets unchanged).
     fetch_k: int = Field(200, ge=1, description="Candidates each retriever contributes to the fusion.")
     rrf_k: int = Field(60, ge=1, description="Reciprocal-rank-fusion constant.")
     distinct_pages: bool = Field(
