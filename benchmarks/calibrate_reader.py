@@ -25,14 +25,13 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from train_reader import TRAIN_ARTICLES, TUNE_ARTICLES  # noqa: E402
 
 from ingest.pipeline import ingest_folder  # noqa: E402
-from rag.chain_read import OVERLAP_WEIGHT  # noqa: E402
+from rag.chain_read import OVERLAP_WEIGHT, support  # noqa: E402
 from rag.chain_steps import to_sources  # noqa: E402
 from rag.embed import build_encoder  # noqa: E402
 from rag.evaluate import best_over_golds, token_f1  # noqa: E402
 from rag.read import build_reader  # noqa: E402
 from rag.retrieve import build_retriever  # noqa: E402
 from rag.settings import Settings  # noqa: E402
-from rag.span_scores import question_overlap  # noqa: E402
 from rag.store import open_index  # noqa: E402
 from rag.verify import mask_injections  # noqa: E402
 
@@ -63,7 +62,7 @@ def main() -> int:
         ingest_folder(corpus, Path(tmp, "idx"), settings, encoder=encoder)
         index = open_index(Path(tmp, "idx"), encoder)
         retriever = build_retriever(settings, index, encoder)
-        # answerable, best cosine, margin, f1, the question's overlap with the span's sentence
+        # answerable, best cosine, margin, f1, support (rag.chain_read.support)
         rows: list[tuple[bool, float, float, float, float]] = []
         for kind, items in (("answerable", answerable), ("unanswerable", unanswerable)):
             for q, golds in items:
@@ -75,8 +74,8 @@ def main() -> int:
                 spans = reader.read(q, masked)
                 margin = spans[0].margin if spans else -99.0
                 f1 = best_over_golds(token_f1, spans[0].text, golds) if spans and golds else 0.0
-                overlap = question_overlap(q, masked[spans[0].passage], spans[0]) if spans else 0.0
-                rows.append((kind == "answerable", best_cos, margin, f1, overlap))
+                rows.append((kind == "answerable", best_cos, margin, f1,
+                             support(q, masked, spans[0]) if spans else -99.0))
         index.close()
     pos = [r for r in rows if r[0]]
     neg = [r for r in rows if not r[0]]
@@ -97,7 +96,7 @@ def main() -> int:
     print("min_support  answerable_refused  unanswerable_refused  F1  right_answers_lost")
     for sup in (0.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0):
         def refused(r: tuple[bool, float, float, float, float], sup: float = sup) -> bool:
-            return r[1] < c or r[2] < t or r[2] + OVERLAP_WEIGHT * r[4] < sup
+            return r[1] < c or r[2] < t or r[4] < sup
         pr = sum(map(refused, pos)) / len(pos)
         nr = sum(map(refused, neg)) / len(neg)
         f1 = 100 * sum(r[3] for r in pos if not refused(r)) / len(pos)

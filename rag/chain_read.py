@@ -34,14 +34,15 @@ class Reading:
 OVERLAP_WEIGHT = 10.0
 
 
-def supported_span(question: str, passages: Sequence[str], span: Span, min_support: float) -> bool:
+def support(question: str, passages: Sequence[str], span: Span) -> float:
     """The reader's margin + ``OVERLAP_WEIGHT`` x the question's overlap with the span's
-    sentence reaches ``min_support``: a confident span, or one whose sentence is about what
-    was asked. Looked-up answers were matched by name already."""
-    if is_lookup(span) or min_support <= 0:
-        return True
-    overlap = question_overlap(question, passages[span.passage], span)
-    return span.margin + OVERLAP_WEIGHT * overlap >= min_support
+    sentence: high for a confident span, or one whose sentence is about what was asked."""
+    return span.margin + OVERLAP_WEIGHT * question_overlap(question, passages[span.passage], span)
+
+
+def supported_span(question: str, passages: Sequence[str], span: Span, min_support: float) -> bool:
+    """``support`` reaches ``min_support``. Looked-up answers were matched by name already."""
+    return is_lookup(span) or min_support <= 0 or support(question, passages, span) >= min_support
 
 
 def read_sources(question: str, sources: Sequence[Source], reader: SpanReader, *, min_margin: float,
