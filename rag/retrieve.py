@@ -19,6 +19,7 @@ from langchain_core.vectorstores import VectorStore
 from pydantic import ConfigDict
 
 from rag.settings import RetrieverMode, Settings
+from rag.statements import page_statements, question_statements
 from rag.store import Index, IndexReader
 from rag.types import Chunk, Encoder, FloatArray
 
@@ -93,6 +94,34 @@ def one_per_page(ranked: Sequence[str], by_id: dict[str, Chunk]) -> list[str]:
     return first + rest
 
 
+def statement_pages(ranked: Sequence[str], by_id: dict[str, Chunk], question: str) -> list[str]:
+    """The best chunk of each candidate page that is a financial statement ``question``
+    needs (``rag.statements``), in ``ranked`` order; empty when it needs none.
+
+    Fused as a third list, it lifts the statement page over the notes and MD&A pages that
+    discuss the same figures (page hit@5 on the 23-filing slice: docs/benchmarks.md, "Long
+    real PDFs"), and it orders statement pages among themselves by the other two lists, so
+    the right filing's statement still comes before another filing's.
+    """
+    wanted = question_statements(question)
+    if not wanted:
+        return []
+    kinds: dict[str, frozenset[str]] = {}  # a page's chunks share one header
+    seen: set[tuple[str, int | None]] = set()
+    out: list[str] = []
+    for cid in ranked:
+        chunk = by_id[cid]
+        key = (chunk.source, chunk.page)
+        if key in seen or not chunk.header:
+            continue
+        if chunk.header not in kinds:
+            kinds[chunk.header] = page_statements(chunk.header)
+        if wanted & kinds[chunk.header]:
+            seen.add(key)
+            out.append(cid)
+    return out
+
+
 def rrf(rankings: Sequence[Sequence[str]], k: int = 60) -> dict[str, float]:
     """Reciprocal rank fusion (Cormack et al. 2009): sum of 1 / (k + rank) over the lists."""
     fused: dict[str, float] = {}
@@ -113,6 +142,7 @@ class HybridRetriever(BaseRetriever):
     fetch_k: int = 200  # as Settings.fetch_k
     rrf_k: int = 60
     distinct_pages: bool = True  # one passage per PDF page in the top k (one_per_page)
+    statement_pages: bool = True  # the statement a question needs fused in (statement_pages)
 
     def model_post_init(self, context: Any) -> None:
         if self.mode not in MODES:
@@ -156,6 +186,11 @@ class HybridRetriever(BaseRetriever):
 
         if mode == "hybrid":
             ranking = rrf([dense_rank, bm25_rank], self.rrf_k)
+            if self.statement_pages:
+                fused = sorted(ranking, key=lambda cid: (-ranking[cid], cid))
+                statements = statement_pages(fused, by_id, query)
+                if statements:
+                    ranking = rrf([dense_rank, bm25_rank, statements], self.rrf_k)
         elif mode == "dense":
             ranking = dense_scores
         else:
@@ -188,4 +223,5 @@ class HybridRetriever(BaseRetriever):
 def build_retriever(settings: Settings, index: IndexReader, encoder: Encoder) -> HybridRetriever:
     return HybridRetriever(index=index, encoder=encoder, mode=settings.retriever, k=settings.k,
                            fetch_k=settings.fetch_k, rrf_k=settings.rrf_k,
-                           distinct_pages=settings.distinct_pages)
+                           distinct_pages=settings.distinct_pages,
+                           statement_pages=settings.statement_pages)

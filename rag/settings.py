@@ -90,6 +90,11 @@ class Settings(BaseSettings):
     # top k from (23-filing slice, page hit@5 0.488 -> 0.512-0.535; SQuAD sets unchanged).
     fetch_k: int = Field(200, ge=1, description="Candidates each retriever contributes to the fusion.")
     rrf_k: int = Field(60, ge=1, description="Reciprocal-rank-fusion constant.")
+    statement_pages: bool = Field(
+        True,
+        description="Hybrid search: when a question needs a financial statement (balance "
+        "sheet, income statement, cash flows), rank the pages that are one higher.",
+    )
     distinct_pages: bool = Field(
         True,
         description="At most one passage per PDF page among the top k (a page's other "

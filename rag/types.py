@@ -51,6 +51,8 @@ class Chunk:
             "start": self.start,
             "end": self.end,
         }
+        if self.header:
+            meta["header"] = self.header
         meta.update(scores)
         return Document(page_content=self.text, metadata=meta, id=self.id)
 
@@ -64,6 +66,7 @@ class Chunk:
             end=int(m.get("end", len(doc.page_content))),
             text=doc.page_content,
             id=str(m.get("id", "")),
+            header=str(m.get("header", "")),
         )
 
 

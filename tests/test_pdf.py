@@ -19,6 +19,7 @@ from ingest.pipeline import ingest_folder
 from rag.keywords import keyword_text, query_keywords
 from rag.retrieve import HybridRetriever, one_per_page
 from rag.settings import Settings
+from rag.statements import page_statements, question_statements
 from rag.store import open_index
 from rag.testing import FakeEncoder
 from rag.types import Chunk, Page, ParsedDocument
@@ -305,4 +306,79 @@ def test_sources_come_from_distinct_pages(tmp_path: Path, settings: Settings) ->
         index=index, encoder=enc, k=3, distinct_pages=flag).search(question)] for flag in (True, False)}
     assert pages[False] == [1, 1, 1]  # the long page fills the sources
     assert pages[True][:2] == [1, 2] and pages[True][2] == 1  # each page once, then the rest
+    index.close()
+
+
+# --- the financial statement a question needs ----------------------------------------------
+
+
+@pytest.mark.parametrize(("question", "wanted"), [
+    ("What is the FY2018 capital expenditure amount (in USD millions) for 3M?", {"cash"}),
+    ("Does AMCOR have an improving gross margin profile as of FY2023?", {"income"}),
+    ("Has the quick ratio improved or declined between FY2023 and FY2022?", {"balance"}),
+    ("Using the balance sheet, what is the year end FY2018 net PPNE?", {"balance"}),
+    ("What is FY2020 days payable outstanding (DPO)? Use the statement of income too.",
+     {"balance", "income"}),
+    ("What production rate changes is Boeing forecasting for FY2023?", set()),
+    ("Who was the first president of the United States?", set()),
+])
+def test_questions_name_the_statement_they_need(question: str, wanted: set[str]) -> None:
+    assert question_statements(question) == wanted
+
+
+@pytest.mark.parametrize(("heading", "kinds"), [
+    ("3M Company and Subsidiaries · Consolidated Statement of Cash Flows", {"cash"}),
+    ("3M Company and Subsidiaries · Consolidated Balance Shee t", {"balance"}),  # split word
+    ("The Boeing Company · Consolidated Statements of Financial Position", {"balance"}),
+    ("Consolidated Statements of Earnings · $ and shares in millions", {"income"}),
+    ("CONSOLIDATED STATEMENTS OF OPERATIONS · (Amounts in millions)", {"income"}),
+    ("Consolidated Statements of Comprehensive Income", set()),  # another statement
+    ("Other cash flows from financing activities may include", set()),  # prose about one
+    ("Notes to the Consolidated Financial Statements", set()),
+])
+def test_pages_are_statements_by_their_heading(heading: str, kinds: set[str]) -> None:
+    assert page_statements(f"ACME 2018 10K · fiscal year ended December 31, 2018\n{heading}") == kinds
+    # The first line names the document; a title that names a statement is not a heading.
+    assert page_statements("Annual report and consolidated balance sheets") == set()
+
+
+_MDA = [(72, 700 - 16 * i, line) for i, line in enumerate([
+    "Management's Discussion and Analysis",
+    "Capital expenditures were 1,577 million in 2018 and 1,373 million in 2017.",
+    "Capital expenditures for 2019 are expected to be about 1.7 billion, and capital",
+    "expenditure plans depend on cash flow from operations. The cash flow statement",
+    "shows the capital expenditure amount for each year."])]
+_CASH_FLOWS = [(72, 700 - 16 * i, line) for i, line in enumerate([
+    "Consolidated Statements of Cash Flows",
+    "Net cash provided by operating activities 6,439 6,240",
+    "Purchases of property, plant and equipment (1,577) (1,373)",
+    "Proceeds from sale of businesses 846 1,065"])]
+_BALANCE_SHEET = [(72, 700 - 16 * i, line) for i, line in enumerate([
+    "Consolidated Balance Sheets",
+    "Property, plant and equipment, net 8,738 8,866",
+    "Total assets 36,500 37,987"])]
+
+
+def test_the_statement_a_question_needs_comes_first(tmp_path: Path, settings: Settings) -> None:
+    corpus = tmp_path / "docs"
+    corpus.mkdir()
+    (corpus / "ACME_2018_10K.pdf").write_bytes(text_pdf([_MDA, _CASH_FLOWS, _BALANCE_SHEET]))
+    enc = FakeEncoder()
+    ingest_folder(corpus, tmp_path / "index", settings, encoder=enc)
+    index = open_index(tmp_path / "index", enc)
+    capex = ("What is the FY2018 capital expenditure amount (in USD millions) for ACME? Give a "
+             "response by relying on the details shown in the cash flow statement.")
+    ppne = "What is the year end FY2018 net PPNE for ACME? Answer in USD billions."
+
+    def pages(question: str, on: bool) -> list[int]:
+        r = HybridRetriever(index=index, encoder=enc, k=3, statement_pages=on)
+        return [d.metadata["page"] for d in r.search(question)]
+
+    # The discussion page repeats the question's words; the statement holds the figure.
+    assert pages(capex, False)[0] == 1
+    assert pages(capex, True)[0] == 2
+    assert pages(ppne, True)[0] == 3
+    # A question that needs no statement is ranked as without the feature.
+    other = "What does the discussion by management expect for 2019?"
+    assert pages(other, True) == pages(other, False)
     index.close()

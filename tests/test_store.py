@@ -296,3 +296,31 @@ def test_interrupted_write_keeps_the_old_revision(tmp_path: Path) -> None:
     assert set(index.manifest.files) == {"f000.txt"} and len(index) == 3
     index.close()
 
+
+
+def test_chunk_headers_are_stored_and_an_older_store_gains_the_column(tmp_path: Path) -> None:
+    enc = FakeEncoder()
+    idx = tmp_path / "idx"
+    with _writer(idx, enc) as w:
+        _add(w, enc, 1)
+        w.commit()
+    # An index written before headers were kept: its chunks table has no header column.
+    db = sqlite3.connect(idx / "store.sqlite")
+    db.execute("ALTER TABLE chunks DROP COLUMN header")
+    db.commit()
+    db.close()
+    index = open_index(idx, enc)  # read as before, headers empty
+    assert [c.header for c in index.chunks(index.rows())] == ["", "", ""]
+    index.close()
+    with _writer(idx, enc) as w:  # the next write adds the column; old rows keep ''
+        chunk = Chunk("f.pdf", 2, 0, 5, "Total assets 1,204",
+                      header="ACME 2023 10K\nConsolidated Balance Sheets")
+        w.add_file(FileRecord("f.pdf", "0" * 64, 2, 1, "2026-01-01T00:00:00Z"), [chunk],
+                   enc.embed([chunk.indexed_text]))
+        w.commit()
+    index = open_index(idx, enc)
+    got = index.chunks(index.rows())
+    index.close()
+    assert [c.header for c in got] == ["", "", "", "ACME 2023 10K\nConsolidated Balance Sheets"]
+    assert got[-1] == chunk  # the header comes back with the chunk
+    assert Chunk.from_document(got[-1].to_document()) == chunk

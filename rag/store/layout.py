@@ -65,7 +65,8 @@ CREATE TABLE IF NOT EXISTS chunks (
     "end" INTEGER NOT NULL,
     text TEXT NOT NULL,
     terms TEXT NOT NULL,
-    vector BLOB NOT NULL
+    vector BLOB NOT NULL,
+    header TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS chunks_source ON chunks(source);
 -- Rows of the live base deleted since it was built (rag/store/removed.py): readers read
@@ -119,6 +120,21 @@ def old_format_error(path: Path) -> IndexMismatchError:
         f"`rag ingest CORPUS_DIR --index {shown(path)}` once to upgrade it in place (nothing is "
         f"re-embedded), or {rebuild_hint(path)}"
     )
+
+
+def add_header_column(db: sqlite3.Connection) -> None:
+    """Give a store written before chunk headers were kept their column (empty headers).
+
+    The header (``Chunk.header``) was only embedded and keyword-indexed at first; the
+    retriever now reads it back (``rag.statements``). Old rows keep '' until their file is
+    re-ingested, which costs nothing but the statement-page ranking of those pages.
+    """
+    if not has_header_column(db):
+        db.execute("ALTER TABLE chunks ADD COLUMN header TEXT NOT NULL DEFAULT ''")
+
+
+def has_header_column(db: sqlite3.Connection) -> bool:
+    return any(r[1] == "header" for r in db.execute("PRAGMA table_info(chunks)"))
 
 
 def connect(path: Path, *, readonly: bool) -> sqlite3.Connection:

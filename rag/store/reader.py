@@ -30,6 +30,7 @@ from rag.store.errors import IndexCorruptError, StoreError, corrupt, shown
 from rag.store.keyword import DeltaBM25, bm25_tokenize
 from rag.store.layout import (
     connect,
+    has_header_column,
     is_old_format,
     old_format_error,
     read_current,
@@ -83,6 +84,9 @@ class Index:
             # The snapshot starts at the first read after BEGIN and lasts until close().
             self._db.execute("BEGIN")
             self.manifest = read_manifest_db(self._db, path)
+            # An index last written before headers were stored has no such column (its
+            # next write adds it): read '' for them.
+            self._header = "header" if has_header_column(self._db) else "''"
             base = _load_base(path, self.manifest.dimension)
             self.generation = base.gen
             self._base = base
@@ -204,8 +208,10 @@ class Index:
     def chunks(self, rows: Sequence[int]) -> list[Chunk]:
         if not rows:
             return []
-        by_row = {r[0]: Chunk(source=r[2], page=r[3], start=r[4], end=r[5], text=r[6], id=r[1])
-                  for r in self._select('id, source, page, start, "end", text', rows)}
+        by_row = {r[0]: Chunk(source=r[2], page=r[3], start=r[4], end=r[5], text=r[6], id=r[1],
+                              header=r[7])
+                  for r in self._select(f'id, source, page, start, "end", text, {self._header}',
+                                        rows)}
         missing = [r for r in rows if r not in by_row]
         if missing:
             raise IndexCorruptError(f"index {self.path}: rows {missing[:5]} missing from chunks")

@@ -37,6 +37,7 @@ from rag.store.layout import (
     GEN,
     SCHEMA,
     STORE,
+    add_header_column,
     connect,
     fsync_dir,
     fsync_tree,
@@ -178,6 +179,7 @@ class IndexWriter:
         db = self._db = connect(self.path, readonly=False)
         db.executescript(SCHEMA)
         db.execute("BEGIN IMMEDIATE")
+        add_header_column(db)
         if old_format and not self.rebuild:
             try:
                 self._migrate_v1()
@@ -296,10 +298,10 @@ class IndexWriter:
         # it, as it is embedded with it (Chunk.indexed_text); the stored text stays the passage.
         terms = bm25_tokenize([c.indexed_text for c in chunks]) if chunks else []
         self.db.executemany(
-            'INSERT INTO chunks (id, source, page, start, "end", text, terms, vector) '
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            'INSERT INTO chunks (id, source, page, start, "end", text, terms, vector, header) '
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [(c.id, c.source, c.page, c.start, c.end, c.text, " ".join(terms[i]),
-              vecs[i].tobytes()) for i, c in enumerate(chunks)],
+              vecs[i].tobytes(), c.header) for i, c in enumerate(chunks)],
         )
         self.db.execute(
             "INSERT INTO files (source, sha256, pages, chunks, added_at, size, mtime_ns) "
