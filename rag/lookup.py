@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rag.read import Span
-from rag.text import FUNCTION_WORDS, content_words, normalize_answer, sentence_spans
+from rag.text import FUNCTION_WORDS, content_stems, content_words, normalize_answer, sentence_spans
 from rag.types import Source
 
 CELL_SEP = " | "  # as written by ingest.tables
@@ -63,19 +63,6 @@ class _Cell:
     value: str
     start: int  # of the value in the passage
     end: int
-
-
-def _stem(word: str) -> str:
-    # "languages" ~ "language", "kilometres" ~ "kilometre": enough for table headings.
-    if len(word) > 4 and word.endswith("ies"):
-        return word[:-3] + "y"
-    if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
-        return word[:-1]
-    return word
-
-
-def _stems(text: str) -> set[str]:
-    return {_stem(w) for w in content_words(text)}
 
 
 def _rows(passage: str) -> list[tuple[str, list[_Cell]]]:
@@ -124,7 +111,7 @@ def _toc_rows(passage: str) -> list[tuple[str, list[_Cell]]]:
 
 def _names(label: str, asked: set[str]) -> int:
     """How many words of ``label`` the question uses, when it uses most of them (0 if not)."""
-    words = _stems(label)
+    words = content_stems(label)
     hits = len(words & asked)
     return hits if words and hits * 3 >= len(words) * 2 else 0
 
@@ -141,7 +128,7 @@ def _entry_hits(label: str, asked: set[str]) -> int:
 
 def lookup(question: str, passages: Sequence[str]) -> list[Span]:
     """The cell the question asks for, as a span (at most one; none when unsure)."""
-    asked = _stems(question)
+    asked = content_stems(question)
     best: list[tuple[int, str, _Cell]] = []  # (passage, kind, cell)
     top = 0
     for p, passage in enumerate(passages):
@@ -152,8 +139,8 @@ def lookup(question: str, passages: Sequence[str]) -> list[Span]:
             if not row_hits:
                 continue
             for cell in cells:
-                col_hits = len(_stems(cell.heading) & asked)
-                value = _stems(cell.value)
+                col_hits = len(content_stems(cell.heading) & asked)
+                value = content_stems(cell.value)
                 if not col_hits or (value & asked and not value - asked):
                     continue  # the question names no heading, or already says the value
                 score = row_hits + col_hits

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from rag.read import Span
-from rag.text import content_words, sentence_spans
+from rag.text import content_stems, sentence_spans
 from rag.types import ReplyScorer
 
 #: How many of the reader's best spans the decoder scores (one batched forward pass).
@@ -37,13 +37,11 @@ def question_overlap(question: str, passage: str, span: Span) -> float:
     outside the span itself (words compared by their first five letters: "limits" and
     "limited"). A span in a sentence about something else answers another question.
     """
-    def stems(text: str) -> set[str]:
-        return {w[:5] for w in content_words(text)}
-
-    asked = stems(question)
+    asked = content_stems(question, prefix=5)
     if not asked:
         return 1.0  # nothing to compare with: no evidence against the span
-    return len(asked & (stems(sentence_around(passage, span)) - stems(span.text))) / len(asked)
+    said = content_stems(sentence_around(passage, span), prefix=5) - content_stems(span.text, prefix=5)
+    return len(asked & said) / len(asked)
 
 
 def vote_prompt(question: str, sentence: str) -> list[dict[str, str]]:

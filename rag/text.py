@@ -38,6 +38,28 @@ def content_words(text: str) -> list[str]:
     return [w for w in normalize_answer(text).split() if w not in FUNCTION_WORDS]
 
 
+def singular(word: str) -> str:
+    """``word`` without a plural ending ("languages" -> "language", "cities" -> "city")."""
+    if len(word) > 4 and word.endswith("ies"):
+        return word[:-3] + "y"
+    if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
+        return word[:-1]
+    return word
+
+
+def content_stems(text: str, *, prefix: int | None = None) -> set[str]:
+    """The content words of ``text`` as a set, compared loosely.
+
+    Two looseness levels, each where it was measured to work: plural endings dropped (the
+    default: table headings, where "population" must not match "popular"), or the first
+    ``prefix`` letters ("limits" ~ "limited": whether a sentence is about the question).
+    """
+    words = content_words(text)
+    if prefix is not None:
+        return {w[:prefix] for w in words}
+    return {singular(w) for w in words}
+
+
 def number_tokens(text: str) -> set[str]:
     """Numbers as written, without separators ("83,190,556" -> "83190556", "11.5" -> "115").
 

@@ -45,14 +45,14 @@ def faiss(settings: Settings) -> Settings:
     return settings.with_overrides(parse_workers=1, ocr=False)
 
 
-def chunk_table(reader: object) -> list[tuple[str, str, int | None, str]]:
-    """Every chunk of an index: (id, source, page, text), sorted."""
+def chunk_table(reader: object) -> list[tuple[str, str, int | None, str, str]]:
+    """Every chunk of an index: (id, source, page, text, header), sorted."""
     if isinstance(reader, MilvusIndex):
         rows = [h[0] for h in reader.dense_search(np.ones((1, reader.manifest.dimension),
                                                           dtype=np.float32) / 8, 10_000)[0]]
     else:
         rows = reader.rows()  # type: ignore[attr-defined]
-    return sorted((c.id, c.source, c.page, c.text) for c in reader.chunks(rows))  # type: ignore[attr-defined]
+    return sorted((c.id, c.source, c.page, c.text, c.header) for c in reader.chunks(rows))  # type: ignore[attr-defined]
 
 
 def counts(s: IngestSummary) -> tuple[int, ...]:
@@ -77,7 +77,8 @@ def test_ingest_gives_the_same_chunks_and_search_results(settings: Settings, mil
     assert isinstance(mi, MilvusIndex)
     assert chunk_table(fa) == chunk_table(mi)
     assert [f.source for f in fa.files()] == [f.source for f in mi.files()]
-    assert any(p is not None for _, _, p, _ in chunk_table(mi))  # PDF pages survived
+    assert any(p is not None for _, _, p, *_ in chunk_table(mi))  # PDF pages survived
+    assert any("\n" in h for *_, h in chunk_table(mi))  # and page headings with them
     for mode in ("hybrid", "dense", "bm25"):
         for q in QUERIES:
             ra = HybridRetriever(index=fa, encoder=enc, mode=mode, k=5).invoke(q)
@@ -113,7 +114,7 @@ def test_incremental_runs_and_deletes_behave_the_same(settings: Settings, milvus
     assert chunk_table(fa) == chunk_table(mi)
     assert "new.txt" not in {f.source for f in mi.files()}
     assert mi.bm25_search("Zorblatt", 5) == []
-    assert "eight" in " ".join(t for *_, t in chunk_table(mi))
+    assert "eight" in " ".join(row[3] for row in chunk_table(mi))
 
 
 def _writer(milvus: Settings, **kw: object) -> object:

@@ -38,6 +38,10 @@ ALIVE = 1 << 62
 #: Milvus caps the rows of one query; lookups go in slices of this many.
 _SLICE = 1000
 _CHUNK_FIELDS = ["row", "id", "source", "page", "start", "end", "text"]
+#: The chunk's contextual header (``Chunk.header``); collections made before it was kept
+#: lack the field and read '' (``has_header``).
+HEADER = "header"
+_MAX_HEADER = 2048  # VARCHAR bytes; headers are capped at ~300 characters
 _FILE_FIELDS = ["source", "sha256", "pages", "chunks", "added_at", "size", "mtime_ns"]
 _MAX_TEXT = 65535  # VARCHAR bytes; chunks are ~200 tokens, far below
 
@@ -99,6 +103,12 @@ def read_meta(client: Any, meta: str, key: str) -> dict[str, Any] | None:
     return json.loads(got[0]["value"]) if got else None
 
 
+def has_header(client: Any, chunks: str) -> bool:
+    """Whether the chunks collection keeps headers (made after they were stored)."""
+    fields = client.describe_collection(chunks).get("fields", [])
+    return any(f.get("name") == HEADER for f in fields)
+
+
 def iterate(client: Any, collection: str, expr: str, fields: list[str]) -> Iterator[dict[str, Any]]:
     """Every row matching ``expr`` (a plain query stops at 16,384 rows)."""
     it = client.query_iterator(collection, batch_size=_SLICE, filter=expr, output_fields=fields,
@@ -144,6 +154,8 @@ class MilvusIndex:
         self.manifest = manifest_from(about, load_files(self.client, self._files, rev))
         self._live = live_filter(rev)
         self._count = self.manifest.chunk_count
+        self._chunk_fields = _CHUNK_FIELDS + ([HEADER] if has_header(self.client, self._chunks)
+                                              else [])
 
     @property
     def revision(self) -> int:
@@ -204,9 +216,10 @@ class MilvusIndex:
     def chunks(self, rows: Sequence[int]) -> list[Chunk]:
         if not rows:
             return []
-        got = self._lookup(rows, _CHUNK_FIELDS)
+        got = self._lookup(rows, self._chunk_fields)
         return [Chunk(source=g["source"], page=None if g["page"] < 0 else int(g["page"]),
-                      start=int(g["start"]), end=int(g["end"]), text=g["text"], id=g["id"])
+                      start=int(g["start"]), end=int(g["end"]), text=g["text"], id=g["id"],
+                      header=g.get(HEADER, ""))
                 for g in (got[int(r)] for r in rows)]
 
     def vectors(self, rows: Sequence[int]) -> FloatArray:
@@ -248,6 +261,7 @@ def create_collections(client: Any, names: tuple[str, str, str], dim: int) -> No
         s.add_field("start", DataType.INT64)
         s.add_field("end", DataType.INT64)
         s.add_field("text", DataType.VARCHAR, max_length=_MAX_TEXT)
+        s.add_field(HEADER, DataType.VARCHAR, max_length=_MAX_HEADER)
         # Our tokens, space-separated: the standard analyzer (\w+, lower case) keeps them.
         s.add_field("terms", DataType.VARCHAR, max_length=_MAX_TEXT, enable_analyzer=True,
                     analyzer_params={"tokenizer": "standard"})

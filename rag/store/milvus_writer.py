@@ -29,11 +29,13 @@ from rag.store.keyword import bm25_tokenize
 from rag.store.manifest import FORMAT, SETTING_KEYS, VERSION, FileRecord, Manifest, now_iso
 from rag.store.milvus import (
     ALIVE,
+    HEADER,
     _quote,
     collection_names,
     connect,
     create_collections,
     file_key,
+    has_header,
     iterate,
     load_files,
     manifest_from,
@@ -72,12 +74,15 @@ class MilvusWriter:
         self._next_row = 1
         self._files: dict[str, FileRecord] = {}
         self._committed = False
+        self._chunk_row = _CHUNK_ROW  # + HEADER where the collection keeps headers
 
     # -- transaction ------------------------------------------------------------------------
     def __enter__(self) -> MilvusWriter:
         self._client = connect(self.uri, self.token)
         try:
             create_collections(self._client, self.names, int(self._settings["dimension"]))
+            headers = has_header(self._client, self._chunks)
+            self._chunk_row = _CHUNK_ROW + ([HEADER] if headers else [])
             self._lease()
         except BaseException:
             self._client.close()
@@ -172,7 +177,7 @@ class MilvusWriter:
 
     def _undo(self, above: int) -> None:
         """Forget revisions after ``above``: their rows go, the rows they killed live again."""
-        for c, fields in ((self._chunks, _CHUNK_ROW), (self._files_c, _FILE_ROW)):
+        for c, fields in ((self._chunks, self._chunk_row), (self._files_c, _FILE_ROW)):
             self.client.delete(c, filter=f"rev > {above}")
             self._rewrite(c, f"dead > {above} and dead < {ALIVE}", fields, ALIVE)
 
@@ -194,7 +199,7 @@ class MilvusWriter:
         # Rows this transaction added are nobody's yet: delete them outright.
         for c in (self._chunks, self._files_c):
             self.client.delete(c, filter=f"rev == {n}{which}")
-        self._rewrite(self._chunks, f"dead == {ALIVE} and rev <= {self._rev}{which}", _CHUNK_ROW, n)
+        self._rewrite(self._chunks, f"dead == {ALIVE} and rev <= {self._rev}{which}", self._chunk_row, n)
         self._rewrite(self._files_c, f"dead == {ALIVE} and rev <= {self._rev}{which}", _FILE_ROW, n)
 
     def remove_file(self, source: str) -> None:
@@ -229,7 +234,8 @@ class MilvusWriter:
         first, self._next_row = self._next_row, self._next_row + len(chunks)
         rows = [{"row": first + i, "rev": n, "dead": ALIVE, "id": c.id, "source": c.source,
                  "page": -1 if c.page is None else c.page, "start": c.start, "end": c.end,
-                 "text": c.text, "terms": " ".join(terms[i]), "vector": vecs[i].tolist()}
+                 "text": c.text, "terms": " ".join(terms[i]), "vector": vecs[i].tolist(),
+                 **({HEADER: c.header} if HEADER in self._chunk_row else {})}
                 for i, c in enumerate(chunks)]
         for i in range(0, len(rows), _BATCH):
             self.client.insert(self._chunks, rows[i : i + _BATCH])
