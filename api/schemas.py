@@ -61,11 +61,13 @@ class SourceOut(BaseModel):
     chunk_id: str
     start: int = Field(description="Character offset of the passage in its page text.")
     end: int
+    heading: str = Field("", description="The page's heading (a PDF page's first lines, e.g. "
+                         "\"Consolidated Statements of Cash Flows\"); empty if none.")
 
     @classmethod
     def of(cls, s: Source) -> SourceOut:
         return cls(n=s.n, source=s.source, page=s.page, score=s.score, text=s.text,
-                   chunk_id=s.chunk_id, start=s.start, end=s.end)
+                   chunk_id=s.chunk_id, start=s.start, end=s.end, heading=s.heading)
 
 
 class Grounding(BaseModel):

@@ -60,6 +60,7 @@ def to_sources(docs: Sequence[Document]) -> list[Source]:
             chunk_id=str(m.get("id", "")),
             start=int(m.get("start", 0) or 0),
             end=int(m.get("end", len(d.page_content)) or 0),
+            heading=str(m.get("header", "")).partition("\n")[2],
         ))
     return out
 

@@ -48,7 +48,8 @@ def resolve_index(settings: Settings, value: str) -> Path:
 
 
 def source_json(s: Source) -> dict[str, Any]:
-    return {"n": s.n, "source": s.source, "page": s.page, "score": s.score, "text": s.text}
+    return {"n": s.n, "source": s.source, "page": s.page, "heading": s.heading, "score": s.score,
+            "text": s.text}
 
 
 def answer_json(a: Answer) -> dict[str, Any]:
@@ -77,6 +78,8 @@ def _print_sources(sources: list[Source], heading: str, out: TextIO) -> None:
     for s in sources:
         name = printable(s.source)  # a newline in a file name must not split the listing
         where = name if s.page is None else f"{name}, page {s.page}"
+        if s.heading:
+            where += f" ({printable(s.heading)})"
         text = " ".join(s.text.split())
         if len(text) > _PASSAGE_CHARS:
             text = text[:_PASSAGE_CHARS].rstrip() + " ..."

@@ -106,17 +106,18 @@ def statement_pages(ranked: Sequence[str], by_id: dict[str, Chunk], question: st
     wanted = question_statements(question)
     if not wanted:
         return []
-    kinds: dict[str, frozenset[str]] = {}  # a page's chunks share one header
+    kinds: dict[str, frozenset[str]] = {}  # a page's chunks share one heading
     seen: set[tuple[str, int | None]] = set()
     out: list[str] = []
     for cid in ranked:
         chunk = by_id[cid]
         key = (chunk.source, chunk.page)
-        if key in seen or not chunk.header:
+        heading = chunk.heading
+        if key in seen or not heading:
             continue
-        if chunk.header not in kinds:
-            kinds[chunk.header] = page_statements(chunk.header)
-        if wanted & kinds[chunk.header]:
+        if heading not in kinds:
+            kinds[heading] = page_statements(heading)
+        if wanted & kinds[heading]:
             seen.add(key)
             out.append(cid)
     return out

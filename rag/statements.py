@@ -11,10 +11,10 @@ slice the statement page was the answer for 25 of 43 questions and missing from 
 for 14 of them.
 
 So a question's statement(s) are read from its words (the statement's names and the line
-items and ratios built from it), a page's from its heading (``Chunk.header``, second line:
-"Amcor plc and Subsidiaries · Consolidated Statements of Income"), and the retriever fuses
-a third list: the candidates on a matching statement page, in their fused order
-(``rag.retrieve``). A question that needs no statement, or a collection without statement
+items and ratios built from it), a page's from its heading (``Chunk.heading``, the
+header's second line: "Amcor plc and Subsidiaries · Consolidated Statements of Income"),
+and the retriever fuses a third list: the candidates on a matching statement page, in
+their fused order (``rag.retrieve``). A question that needs no statement, or a collection without statement
 pages (SQuAD, manuals, notes), is ranked exactly as before.
 
 The vocabulary is generic accounting (line items and ratios, US and IFRS names), not the
@@ -74,13 +74,10 @@ def question_statements(question: str) -> frozenset[Statement]:
     return frozenset(s for s, p in _QUESTION.items() if p.search(question))
 
 
-def page_statements(header: str) -> frozenset[Statement]:
-    """The statements a page is, from its chunk header's heading line (see module doc).
+def page_statements(heading: str) -> frozenset[Statement]:
+    """The statements a page is, from its heading (``Chunk.heading``; see module doc).
 
-    Only the heading counts: the first line names the document, whose title may hold any
-    words ("Annual report and statements of income ...").
+    Only the heading counts, not the header's document line: a document's title may hold
+    any words ("Annual report and statements of income ...").
     """
-    _, _, heading = header.partition("\n")
-    if not heading:
-        return frozenset()
     return frozenset(s for s, p in _PAGE.items() if p.search(heading))

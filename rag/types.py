@@ -35,6 +35,12 @@ class Chunk:
     header: str = ""
 
     @property
+    def heading(self) -> str:
+        """The page's heading ("Consolidated Statements of Cash Flows"): the header's
+        second line; '' for a document without pages or a page without one."""
+        return self.header.partition("\n")[2]
+
+    @property
     def indexed_text(self) -> str:
         """What the encoder and BM25 see: header, then the passage."""
         return f"{self.header}\n{self.text}" if self.header else self.text
@@ -103,6 +109,7 @@ class Source:
     chunk_id: str = ""
     start: int = 0
     end: int = 0
+    heading: str = ""  # the page's heading (Chunk.heading), shown beside the page number
 
 
 @dataclass

@@ -58,7 +58,7 @@ def test_json_output(
     assert out["abstained"] is False
     assert len(out["sources"]) == 2
     first = out["sources"][0]
-    assert set(first) == {"n", "source", "page", "score", "text"}
+    assert set(first) == {"n", "source", "page", "heading", "score", "text"}
     assert first["n"] == 1 and first["source"] == "eiffel.txt" and first["page"] is None
     assert isinstance(first["score"], float) and first["text"] == DOCS["eiffel.txt"]
     assert set(out["timings"]) == {"retrieve_s", "first_token_s", "total_s"}

@@ -16,6 +16,7 @@ from pypdf import PdfReader, PdfWriter
 from ingest.context import chunk_headers, document_header
 from ingest.load import NO_TEXT_LAYER, parse_file
 from ingest.pipeline import ingest_folder
+from rag.chain_steps import to_sources
 from rag.keywords import keyword_text, query_keywords
 from rag.retrieve import HybridRetriever, one_per_page
 from rag.settings import Settings
@@ -337,9 +338,12 @@ def test_questions_name_the_statement_they_need(question: str, wanted: set[str])
     ("Notes to the Consolidated Financial Statements", set()),
 ])
 def test_pages_are_statements_by_their_heading(heading: str, kinds: set[str]) -> None:
-    assert page_statements(f"ACME 2018 10K · fiscal year ended December 31, 2018\n{heading}") == kinds
-    # The first line names the document; a title that names a statement is not a heading.
-    assert page_statements("Annual report and consolidated balance sheets") == set()
+    chunk = Chunk("ACME_2018_10K.pdf", 7, 0, 4, "text",
+                  header=f"ACME 2018 10K · fiscal year ended December 31, 2018\n{heading}")
+    assert chunk.heading == heading and page_statements(chunk.heading) == kinds
+    # The header's first line names the document; a title that names a statement is no
+    # heading of the page.
+    assert Chunk("a.pdf", 1, 0, 4, "text", header="Annual report and balance sheets").heading == ""
 
 
 _MDA = [(72, 700 - 16 * i, line) for i, line in enumerate([
@@ -378,6 +382,9 @@ def test_the_statement_a_question_needs_comes_first(tmp_path: Path, settings: Se
     assert pages(capex, False)[0] == 1
     assert pages(capex, True)[0] == 2
     assert pages(ppne, True)[0] == 3
+    # The source shown to the user names the statement beside the page number.
+    shown = to_sources(HybridRetriever(index=index, encoder=enc, k=1).search(capex))[0]
+    assert (shown.page, shown.heading.split(" · ")[0]) == (2, "Consolidated Statements of Cash Flows")
     # A question that needs no statement is ranked as without the feature.
     other = "What does the discussion by management expect for 2019?"
     assert pages(other, True) == pages(other, False)

@@ -132,6 +132,18 @@ def test_relevance_dots() -> None:
     assert relevance(8.0, 8.0, "bm25", 60) == "●●●●●"
 
 
+def test_source_heading_names_the_page_heading_safely() -> None:
+    from rag.types import Source
+    from ui.source_view import source_heading
+
+    s = Source(1, "3M_2018_10K.pdf", 60, 0.03, "text", heading="Statement of *Cash* Flows")
+    assert source_heading(s, True, "●●●○○") == (
+        "**\\[1\\] 3M\\_2018\\_10K\\.pdf** · page 60 · Statement of \\*Cash\\* Flows · relevance ●●●○○"
+        " · :green-badge[cited]")
+    text = Source(2, "notes.md", None, 0.02, "text", heading="ignored")  # no page: no heading
+    assert "ignored" not in source_heading(text, False, "●○○○○")
+
+
 def test_pdf_table_rows_are_shown_as_a_table() -> None:
     text = (
         "Table 1: EU Countries Information\n"

@@ -36,6 +36,8 @@ def source_anchor(key: str, n: int) -> str:
 
 def source_heading(s: Source, cited: bool, dots: str) -> str:
     page = f" · page {s.page}" if s.page is not None else ""
+    if s.page is not None and s.heading:
+        page += f" · {escape_markdown(s.heading)}"
     mark = " · :green-badge[cited]" if cited else ""
     return f"**\\[{s.n}\\] {escape_markdown(s.source)}**{page} · relevance {dots}{mark}"
 
