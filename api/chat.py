@@ -249,6 +249,7 @@ async def search(req: SearchRequest, request: Request) -> SearchResponse:
             bm25_score=None if m.get("bm25_score") is None else float(m["bm25_score"]),
             text=d.page_content, chunk_id=str(m.get("id", "")),
             start=int(m.get("start") or 0), end=int(m.get("end") or 0),
+            heading=str(m.get("header", "")).partition("\n")[2],
         ))
     return SearchResponse(collection=req.collection, query=req.query, mode=mode, passages=passages)
 

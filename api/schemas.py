@@ -135,6 +135,7 @@ class Passage(BaseModel):
     chunk_id: str
     start: int
     end: int
+    heading: str = Field("", description="The page's heading; empty if none.")
 
 
 class SearchResponse(BaseModel):

@@ -18,6 +18,7 @@ import re
 from collections import Counter
 from pathlib import PurePosixPath
 
+from rag.statements import page_statements
 from rag.types import ParsedDocument
 
 #: Header length cap in characters (~40 tokens), so the passage keeps the encoder's budget.
@@ -68,26 +69,49 @@ def _period(doc: ParsedDocument) -> str:
 
 def page_headings(doc: ParsedDocument) -> list[str]:
     """One heading per page of ``doc``: its first lines that are not running headers."""
-    firsts = [_lines(p.text)[:6] for p in doc.pages]
+    firsts = [_continued(_lines(p.text)[:7])[:6] for p in doc.pages]
     counts = Counter(line for lines in firsts for line in set(lines))
     limit = max(2, int(len(doc.pages) * _RUNNING_SHARE))
     out: list[str] = []
     for lines in firsts:
+        # Running headers, page numbers and rows of figures say nothing about the page.
+        candidates = [line for line in lines if any(c.isalpha() for c in line)
+                      and not (len(doc.pages) > 2 and counts[line] > limit)]
         kept: list[str] = []
-        for line in lines:
-            if len(doc.pages) > 2 and counts[line] > limit:
-                continue
-            if not any(c.isalpha() for c in line):
-                continue  # a page number or a row of figures
+        for line in candidates:
             kept.append(line)
             if sum(len(k) for k in kept) >= 40 or len(kept) == 2:
                 break
+        # A statement's title comes after a long company name ("JOHNSON & JOHNSON AND
+        # SUBSIDIARY COMPANIES"): keep it, the retriever ranks statement pages by it.
+        if not page_statements(_SEP.join(kept)):
+            title = next((line for line in candidates if page_statements(line)), None)
+            if title is not None and title not in kept:
+                kept = [kept[0], title]
         out.append(_SEP.join(kept)[:_HEADING_CHARS])
     return out
 
 
 def _lines(text: str) -> list[str]:
     return [" ".join(line.split()) for line in text.split("\n") if line.strip()]
+
+
+def _continued(lines: list[str]) -> list[str]:
+    """``lines`` with unfinished lines joined: one that ends in a comma continues on the
+    next, and a run of one-word lines is one line. Headings set in large type break early
+    ("SQUARE, / INC. / CONSOLIDATED / BALANCE / SHEETS"); their fragments would otherwise
+    fill the heading's two lines before the title."""
+    out: list[str] = []
+    single = False  # the last line of ``out`` is made of one-word lines only
+    for line in lines:
+        one_word = " " not in line
+        if out and (out[-1].endswith(",") or (single and one_word)):
+            out[-1] = f"{out[-1]} {line}"
+            single = single and one_word
+        else:
+            out.append(line)
+            single = one_word
+    return out
 
 
 def chunk_headers(doc: ParsedDocument) -> list[str]:

@@ -47,7 +47,8 @@ class FaissSearch:
 class VectorStoreSearch:
     """Any LangChain ``VectorStore`` (Qdrant, pgvector, ...) as the dense side.
 
-    The store's documents must carry our chunk metadata (source, page, start, end, id),
+    The store's documents must carry our chunk metadata (source, page, start, end, id, and
+    header for the statement ranking),
     and its scores must be cosine similarities (configure the store's distance so). The
     base ``VectorStore`` has no scored search by vector, but the stores worth using (FAISS,
     Qdrant, PGVector, Chroma, ...) do: reject the others here rather than mid-query.
@@ -94,7 +95,7 @@ def one_per_page(ranked: Sequence[str], by_id: dict[str, Chunk]) -> list[str]:
     return first + rest
 
 
-def statement_pages(ranked: Sequence[str], by_id: dict[str, Chunk], question: str) -> list[str]:
+def statement_ranking(ranked: Sequence[str], by_id: dict[str, Chunk], question: str) -> list[str]:
     """The best chunk of each candidate page that is a financial statement ``question``
     needs (``rag.statements``), in ``ranked`` order; empty when it needs none.
 
@@ -143,7 +144,7 @@ class HybridRetriever(BaseRetriever):
     fetch_k: int = 200  # as Settings.fetch_k
     rrf_k: int = 60
     distinct_pages: bool = True  # one passage per PDF page in the top k (one_per_page)
-    statement_pages: bool = True  # the statement a question needs fused in (statement_pages)
+    statement_pages: bool = True  # the statement a question needs fused in (statement_ranking)
 
     def model_post_init(self, context: Any) -> None:
         if self.mode not in MODES:
@@ -180,7 +181,10 @@ class HybridRetriever(BaseRetriever):
             hits = self.index.bm25_search(query, fetch)
             rows = [r for r, _ in hits]
             for chunk, (_, score) in zip(self.index.chunks(rows), hits, strict=True):
-                by_id.setdefault(chunk.id, chunk)
+                # A dense side without headers (a LangChain store) must not hide the
+                # index's header: the statement ranking reads it.
+                if chunk.id not in by_id or not by_id[chunk.id].header:
+                    by_id[chunk.id] = chunk
                 bm25_scores[chunk.id] = score
                 bm25_rank.append(chunk.id)
             self._fill_dense_scores(qvec, rows, bm25_rank, dense_scores)
@@ -189,7 +193,7 @@ class HybridRetriever(BaseRetriever):
             ranking = rrf([dense_rank, bm25_rank], self.rrf_k)
             if self.statement_pages:
                 fused = sorted(ranking, key=lambda cid: (-ranking[cid], cid))
-                statements = statement_pages(fused, by_id, query)
+                statements = statement_ranking(fused, by_id, query)
                 if statements:
                     ranking = rrf([dense_rank, bm25_rank, statements], self.rrf_k)
         elif mode == "dense":

@@ -17,7 +17,7 @@ and the retriever fuses a third list: the candidates on a matching statement pag
 their fused order (``rag.retrieve``). A question that needs no statement, or a collection without statement
 pages (SQuAD, manuals, notes), is ranked exactly as before.
 
-The vocabulary is generic accounting (line items and ratios, US and IFRS names), not the
+The vocabulary is generic accounting (statement titles, line items and ratios), not the
 wording of any evaluation question; it was written while reading the development slice's
 misses, so the held-out filings are the test of it.
 """
@@ -29,16 +29,25 @@ from typing import Literal
 
 Statement = Literal["balance", "income", "cash"]
 
-# A page *is* a statement when its heading names one. "Statements of comprehensive income"
-# and "of stockholders' equity" are other statements: the words between "of" and the name
-# keep them out. "Balance Shee t": PDF text layers split words at font changes.
-_PAGE: dict[Statement, re.Pattern[str]] = {
-    "balance": re.compile(r"balance\s*shee|statements?\s+of\s+(?:consolidated\s+)?financial\s+"
-                          r"(?:position|condition)", re.IGNORECASE),
-    "income": re.compile(r"statements?\s+of\s+(?:consolidated\s+)?(?:operations|income|earnings)"
-                         r"\b|income\s+statements?\b|profit\s+(?:and|&)\s+loss", re.IGNORECASE),
-    "cash": re.compile(r"statements?\s+of\s+(?:consolidated\s+)?cash\s*flows?", re.IGNORECASE),
+# A page *is* a statement when its heading names one: the statement's title, not a phrase
+# that contains it. "Off-Balance Sheet Arrangements", "Balance Sheet Data", "Income
+# Statement Review" and "Notes to the Income Statement" are MD&A and note headings; the
+# look-behind, the look-ahead and the "notes to" check keep them out. "Statements of
+# comprehensive income" and "of stockholders' equity" are other statements: the words
+# between "of" and the name keep them out. "Balance Shee t": PDF text layers split words
+# at font changes.
+_TITLES: dict[Statement, str] = {
+    "balance": r"balance\s*shee|statements?\s+of\s+(?:consolidated\s+)?financial\s+(?:position|condition)",
+    "income": r"statements?\s+of\s+(?:consolidated\s+)?(?:operations|income|earnings|profit\s+or\s+loss)"
+              r"\b|income\s+statements?\b|profit\s+(?:and|&)\s+loss",
+    "cash": r"statements?\s+of\s+(?:consolidated\s+)?cash\s*flows?|cash\s*flows?\s+statements?\b",
 }
+_NOT_A_TITLE_AFTER = (r"(?!\w*\s+(?:data|arrangements?|review|analysis|discussion|highlights|items?|"
+                      r"information)\b)")
+_PAGE: dict[Statement, re.Pattern[str]] = {
+    s: re.compile(rf"(?<![\w-])(?:{t}){_NOT_A_TITLE_AFTER}", re.IGNORECASE) for s, t in _TITLES.items()
+}
+_NOTES = re.compile(r"^\s*notes?\b", re.IGNORECASE)
 
 # A question *needs* a statement when it names it or a figure (or ratio) read from it.
 _QUESTION: dict[Statement, re.Pattern[str]] = {
@@ -48,7 +57,8 @@ _QUESTION: dict[Statement, re.Pattern[str]] = {
         r"current\s+(?:assets|liabilities)|inventor(?:y|ies)|accounts\s+(?:payable|receivable)|"
         r"\bpp&?e\b|\bppne\b|property,?\s+plant|fixed\s+assets?|shareholders.?\s+equity|"
         r"stockholders.?\s+equity|days\s+(?:payable|sales|inventory)|\bdpo\b|\bdso\b|\bdio\b|"
-        r"book\s+value|goodwill|retained\s+earnings|asset\s+turnover|return\s+on\s+(?:assets|equity)",
+        r"book\s+value|goodwill|retained\s+earnings|asset\s+turnover|return\s+on\s+(?:assets|equity)|"
+        r"(?:total|net|long[\s-]term)\s+debt",
         re.IGNORECASE),
     "income": re.compile(
         r"income\s+statements?|statements?\s+of\s+(?:income|operations|earnings)|\bp&l\b|"
@@ -59,7 +69,8 @@ _QUESTION: dict[Statement, re.Pattern[str]] = {
         r"research\s+and\s+development|\br&d\b|asset\s+turnover|return\s+on\s+(?:assets|equity)",
         re.IGNORECASE),
     "cash": re.compile(
-        r"cash\s+flow\s+statements?|statements?\s+of\s+cash\s+flows?|cash\s+flows?\s+from|"
+        r"cash\s+flow\s+statements?|statements?\s+of\s+cash\s+flows?|cash\s*flows?\b|"
+        r"cash\s+(?:provided|used|generated)|"
         r"capital\s+expenditures?|\bcapex\b|free\s+cash\s*flow|dividends?\s+paid|"
         r"(?:paid|pay|payout)\s+(?:out\s+)?(?:in\s+)?(?:cash\s+)?dividends|cash\s+dividends|"
         r"(?:operating|investing|financing)\s+activities|operations,\s+investing|"
@@ -80,4 +91,5 @@ def page_statements(heading: str) -> frozenset[Statement]:
     Only the heading counts, not the header's document line: a document's title may hold
     any words ("Annual report and statements of income ...").
     """
-    return frozenset(s for s, p in _PAGE.items() if p.search(heading))
+    segments = [g for g in heading.split(" · ") if not _NOTES.match(g)]
+    return frozenset(s for s, p in _PAGE.items() if any(p.search(g) for g in segments))

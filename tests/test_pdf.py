@@ -212,6 +212,10 @@ def test_document_header_names_file_title_and_period() -> None:
         Page(2, "Table of Contents\nConsolidated Statements of Cash Flows\n(Millions) 2022"),
         Page(3, "Table of Contents\nNotes to the statements\nNote 1"),
         Page(4, "Table of Contents\nExhibits"),
+        Page(5, "Table of Contents\nACME,\nINC.\nCONSOLIDATED BALANCE SHEETS\n(In thousands)"),
+        Page(6, "JOHNSON & JOHNSON AND SUBSIDIARY COMPANIES\n(Dollars in Millions)\n"
+                "CONSOLIDATED STATEMENTS OF EARNINGS\nSales to customers 1 2"),
+        Page(7, "SQUARE,\nINC.\nCONSOLIDATED\nBALANCE\nSHEETS\n(In thousands)\nAssets"),
     ], title="Acme Corp quarterly report")
     head = document_header(doc)
     assert head.startswith("ACME 2023 Q2 10Q")
@@ -221,6 +225,13 @@ def test_document_header_names_file_title_and_period() -> None:
     assert headers[1].split("\n")[1].startswith("Consolidated Statements of Cash Flows")
     assert headers[2].split("\n")[1].startswith("Notes to the statements")
     assert "Table of Contents" not in headers[2]
+    # A line ending in a comma is unfinished: "ACME," and "INC." do not fill the heading.
+    assert headers[4].split("\n")[1] == "ACME, INC. · CONSOLIDATED BALANCE SHEETS"
+    # A heading set one word per line is read as one line.
+    assert headers[6].split("\n")[1] == "SQUARE, INC. CONSOLIDATED BALANCE SHEETS"
+    # A statement's title after a long first line is still the page's heading.
+    assert headers[5].split("\n")[1] == ("JOHNSON & JOHNSON AND SUBSIDIARY COMPANIES · "
+                                         "CONSOLIDATED STATEMENTS OF EARNINGS")
     # A file name without letters carries no context: no header rather than noise.
     assert chunk_headers(ParsedDocument("Black_Death/0003.txt", [Page(None, "Plague.")])) == [""]
 
@@ -336,6 +347,13 @@ def test_questions_name_the_statement_they_need(question: str, wanted: set[str])
     ("Consolidated Statements of Comprehensive Income", set()),  # another statement
     ("Other cash flows from financing activities may include", set()),  # prose about one
     ("Notes to the Consolidated Financial Statements", set()),
+    # MD&A and note headings that contain a statement's name are not the statement.
+    ("Off-Balance Sheet Arrangements", set()),
+    ("Balance Sheet Data", set()),
+    ("Income Statement Review", set()),
+    ("Notes to the Income Statement", set()),
+    ("Group Cash Flow Statement", {"cash"}),
+    ("Consolidated Statement of Profit or Loss", {"income"}),
 ])
 def test_pages_are_statements_by_their_heading(heading: str, kinds: set[str]) -> None:
     chunk = Chunk("ACME_2018_10K.pdf", 7, 0, 4, "text",
@@ -385,7 +403,8 @@ def test_the_statement_a_question_needs_comes_first(tmp_path: Path, settings: Se
     # The source shown to the user names the statement beside the page number.
     shown = to_sources(HybridRetriever(index=index, encoder=enc, k=1).search(capex))[0]
     assert (shown.page, shown.heading.split(" · ")[0]) == (2, "Consolidated Statements of Cash Flows")
-    # A question that needs no statement is ranked as without the feature.
-    other = "What does the discussion by management expect for 2019?"
+    # A question that needs a statement no page is ranks as without the feature.
+    other = "What were ACME's net income and revenue in 2018, as discussed by management?"
+    assert question_statements(other) == {"income"}
     assert pages(other, True) == pages(other, False)
     index.close()

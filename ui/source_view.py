@@ -45,7 +45,8 @@ def source_heading(s: Source, cited: bool, dots: str) -> str:
 def score_help(s: Source, mode: str) -> str:
     kind = SCORE_NAME.get(mode, "ranking score")
     if mode == "hybrid":
-        how = "Full dots: both searches (meaning and keywords) ranked it first."
+        how = ("Full dots: both searches (meaning and keywords) ranked it first, or it is "
+               "a financial statement page the question needs.")
     else:
         how = "The dots compare it with the best passage of this answer."
     return f"Raw score {s.score:.4g} ({kind}). {how}"

@@ -14,6 +14,7 @@ after ``LEASE_S`` if its holder died) keeps a second ingest out with IndexLocked
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import time
@@ -45,6 +46,8 @@ from rag.types import Chunk, FloatArray
 
 LEASE_S = 600.0
 _BATCH = 1000
+log = logging.getLogger(__name__)
+_HEADER_CHARS = 500  # within the field's 2,048 bytes whatever the script (ingest caps ~300)
 _CHUNK_ROW = ["row", "rev", "dead", "id", "source", "page", "start", "end", "text", "terms", "vector"]
 _FILE_ROW = ["key", "rev", "dead", "source", "sha256", "pages", "chunks", "size", "mtime_ns", "added_at", "v"]
 
@@ -83,6 +86,10 @@ class MilvusWriter:
             create_collections(self._client, self.names, int(self._settings["dimension"]))
             headers = has_header(self._client, self._chunks)
             self._chunk_row = _CHUNK_ROW + ([HEADER] if headers else [])
+            if not headers:
+                log.warning("index %s was created before chunk headers were kept: financial "
+                            "statement ranking and page headings are off for it until it is "
+                            "deleted and ingested again", self.path)
             self._lease()
         except BaseException:
             self._client.close()
@@ -235,7 +242,7 @@ class MilvusWriter:
         rows = [{"row": first + i, "rev": n, "dead": ALIVE, "id": c.id, "source": c.source,
                  "page": -1 if c.page is None else c.page, "start": c.start, "end": c.end,
                  "text": c.text, "terms": " ".join(terms[i]), "vector": vecs[i].tolist(),
-                 **({HEADER: c.header} if HEADER in self._chunk_row else {})}
+                 **({HEADER: c.header[:_HEADER_CHARS]} if HEADER in self._chunk_row else {})}
                 for i, c in enumerate(chunks)]
         for i in range(0, len(rows), _BATCH):
             self.client.insert(self._chunks, rows[i : i + _BATCH])
