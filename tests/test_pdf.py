@@ -408,3 +408,32 @@ def test_the_statement_a_question_needs_comes_first(tmp_path: Path, settings: Se
     assert question_statements(other) == {"income"}
     assert pages(other, True) == pages(other, False)
     index.close()
+
+
+def test_a_langchain_vector_store_without_headers_keeps_the_statement_ranking(
+        tmp_path: Path, settings: Settings) -> None:
+    # The dense side may be any LangChain vector store; one filled without our header
+    # metadata must not hide the header the index's keyword side carries for the chunk.
+    from langchain_core.vectorstores import InMemoryVectorStore
+
+    from rag.embed import LangChainEmbeddings
+    from rag.retrieve import VectorStoreSearch
+
+    corpus = tmp_path / "docs"
+    corpus.mkdir()
+    (corpus / "ACME_2018_10K.pdf").write_bytes(text_pdf([_MDA, _CASH_FLOWS, _BALANCE_SHEET]))
+    enc = FakeEncoder()
+    ingest_folder(corpus, tmp_path / "index", settings, encoder=enc)
+    index = open_index(tmp_path / "index", enc)
+    chunks = index.chunks(index.rows())
+    store = InMemoryVectorStore(LangChainEmbeddings(enc))
+    docs = [c.to_document() for c in chunks]
+    for d in docs:
+        d.metadata.pop("header", None)
+    store.add_documents(docs, ids=[c.id for c in chunks])
+    capex = "What is the FY2018 capital expenditure amount for ACME, from the cash flow statement?"
+    r = HybridRetriever(index=index, encoder=enc, k=3, dense=VectorStoreSearch(store))
+    top = r.search(capex)
+    assert top[0].metadata["page"] == 2
+    assert top[0].metadata["header"] == next(c.header for c in chunks if c.page == 2)
+    index.close()
