@@ -69,6 +69,7 @@ def _period(doc: ParsedDocument) -> str:
 
 def page_headings(doc: ParsedDocument) -> list[str]:
     """One heading per page of ``doc``: its first lines that are not running headers."""
+    # One line more than is looked at: joining unfinished lines shortens the list.
     firsts = [_continued(_lines(p.text)[:7])[:6] for p in doc.pages]
     counts = Counter(line for lines in firsts for line in set(lines))
     limit = max(2, int(len(doc.pages) * _RUNNING_SHARE))

@@ -126,8 +126,8 @@ def add_header_column(db: sqlite3.Connection) -> None:
     """Give a store written before chunk headers were kept their column (empty headers).
 
     The header (``Chunk.header``) was only embedded and keyword-indexed at first; the
-    retriever now reads it back (``rag.statements``). Old rows keep '' until their file is
-    re-ingested, which costs nothing but the statement-page ranking of those pages.
+    retriever now reads it back (``rag.statements``) and sources show its page heading. Old
+    rows keep '' until their file is re-ingested: nothing fails, those pages only lack both.
     """
     if not has_header_column(db):
         db.execute("ALTER TABLE chunks ADD COLUMN header TEXT NOT NULL DEFAULT ''")
