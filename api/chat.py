@@ -46,7 +46,7 @@ from api.schemas import (
 )
 from api.service import NotIndexedError, Service
 from ingest.collection import CollectionNameError, list_collections
-from rag.types import Answer, DecodingParams
+from rag.types import Answer, DecodingParams, heading_of
 
 if TYPE_CHECKING:
     from rag.chain import ChainEvent, RagChain
@@ -249,7 +249,7 @@ async def search(req: SearchRequest, request: Request) -> SearchResponse:
             bm25_score=None if m.get("bm25_score") is None else float(m["bm25_score"]),
             text=d.page_content, chunk_id=str(m.get("id", "")),
             start=int(m.get("start") or 0), end=int(m.get("end") or 0),
-            heading=str(m.get("header", "")).partition("\n")[2],
+            heading=heading_of(str(m.get("header", ""))),
         ))
     return SearchResponse(collection=req.collection, query=req.query, mode=mode, passages=passages)
 

@@ -11,7 +11,7 @@ from langchain_core.documents import Document
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 
 from rag.settings import Settings
-from rag.types import DecodingParams, Source
+from rag.types import DecodingParams, Source, heading_of
 
 _PRONOUNS = frozenset({
     "it", "its", "it's", "they", "them", "their", "theirs", "he", "him", "his", "she", "her",
@@ -60,7 +60,7 @@ def to_sources(docs: Sequence[Document]) -> list[Source]:
             chunk_id=str(m.get("id", "")),
             start=int(m.get("start", 0) or 0),
             end=int(m.get("end", len(d.page_content)) or 0),
-            heading=str(m.get("header", "")).partition("\n")[2],
+            heading=heading_of(str(m.get("header", ""))),
         ))
     return out
 

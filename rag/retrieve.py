@@ -19,7 +19,7 @@ from langchain_core.vectorstores import VectorStore
 from pydantic import ConfigDict
 
 from rag.settings import RetrieverMode, Settings
-from rag.statements import page_statements, question_statements
+from rag.statements import Statement, page_statements, question_statements
 from rag.store import Index, IndexReader
 from rag.types import Chunk, Encoder, FloatArray
 
@@ -95,18 +95,16 @@ def one_per_page(ranked: Sequence[str], by_id: dict[str, Chunk]) -> list[str]:
     return first + rest
 
 
-def statement_ranking(ranked: Sequence[str], by_id: dict[str, Chunk], question: str) -> list[str]:
-    """The best chunk of each candidate page that is a financial statement ``question``
-    needs (``rag.statements``), in ``ranked`` order; empty when it needs none.
+def statement_ranking(ranked: Sequence[str], by_id: dict[str, Chunk],
+                      wanted: frozenset[Statement]) -> list[str]:
+    """The best chunk of each candidate page that is one of the financial statements
+    ``wanted`` (``rag.statements.question_statements`` of the question), in ``ranked`` order.
 
     Fused as a third list, it lifts the statement page over the notes and MD&A pages that
     discuss the same figures (page hit@5 on the 23-filing slice: docs/benchmarks.md, "Long
     real PDFs"), and it orders statement pages among themselves by the other two lists, so
     the right filing's statement still comes before another filing's.
     """
-    wanted = question_statements(question)
-    if not wanted:
-        return []
     kinds: dict[str, frozenset[str]] = {}  # a page's chunks share one heading
     seen: set[tuple[str, int | None]] = set()
     out: list[str] = []
@@ -191,9 +189,10 @@ class HybridRetriever(BaseRetriever):
 
         if mode == "hybrid":
             ranking = rrf([dense_rank, bm25_rank], self.rrf_k)
-            if self.statement_pages:
+            wanted = question_statements(query) if self.statement_pages else frozenset()
+            if wanted:
                 fused = sorted(ranking, key=lambda cid: (-ranking[cid], cid))
-                statements = statement_ranking(fused, by_id, query)
+                statements = statement_ranking(fused, by_id, wanted)
                 if statements:
                     ranking = rrf([dense_rank, bm25_rank, statements], self.rrf_k)
         elif mode == "dense":

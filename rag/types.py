@@ -36,9 +36,8 @@ class Chunk:
 
     @property
     def heading(self) -> str:
-        """The page's heading ("Consolidated Statements of Cash Flows"): the header's
-        second line; '' for a document without pages or a page without one."""
-        return self.header.partition("\n")[2]
+        """The page's heading ("Consolidated Statements of Cash Flows"); see heading_of."""
+        return heading_of(self.header)
 
     @property
     def indexed_text(self) -> str:
@@ -74,6 +73,12 @@ class Chunk:
             id=str(m.get("id", "")),
             header=str(m.get("header", "")),
         )
+
+
+def heading_of(header: str) -> str:
+    """The page heading in a chunk header: its second line; '' for a document without
+    pages or a page without one. Documents carry the header as metadata ``header``."""
+    return header.partition("\n")[2]
 
 
 def chunk_id(source: str, page: int | None, start: int, text: str) -> str:

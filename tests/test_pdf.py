@@ -21,7 +21,7 @@ from rag.keywords import keyword_text, query_keywords
 from rag.retrieve import HybridRetriever, one_per_page
 from rag.settings import Settings
 from rag.statements import page_statements, question_statements
-from rag.store import open_index
+from rag.store import Index, open_index
 from rag.testing import FakeEncoder
 from rag.types import Chunk, Page, ParsedDocument
 
@@ -381,13 +381,18 @@ _BALANCE_SHEET = [(72, 700 - 16 * i, line) for i, line in enumerate([
     "Total assets 36,500 37,987"])]
 
 
-def test_the_statement_a_question_needs_comes_first(tmp_path: Path, settings: Settings) -> None:
+def _filing_index(tmp_path: Path, settings: Settings) -> tuple[Index, FakeEncoder]:
+    """An index of one three-page filing: discussion, cash flows, balance sheet."""
     corpus = tmp_path / "docs"
     corpus.mkdir()
     (corpus / "ACME_2018_10K.pdf").write_bytes(text_pdf([_MDA, _CASH_FLOWS, _BALANCE_SHEET]))
     enc = FakeEncoder()
     ingest_folder(corpus, tmp_path / "index", settings, encoder=enc)
-    index = open_index(tmp_path / "index", enc)
+    return open_index(tmp_path / "index", enc), enc
+
+
+def test_the_statement_a_question_needs_comes_first(tmp_path: Path, settings: Settings) -> None:
+    index, enc = _filing_index(tmp_path, settings)
     capex = ("What is the FY2018 capital expenditure amount (in USD millions) for ACME? Give a "
              "response by relying on the details shown in the cash flow statement.")
     ppne = "What is the year end FY2018 net PPNE for ACME? Answer in USD billions."
@@ -419,12 +424,7 @@ def test_a_langchain_vector_store_without_headers_keeps_the_statement_ranking(
     from rag.embed import LangChainEmbeddings
     from rag.retrieve import VectorStoreSearch
 
-    corpus = tmp_path / "docs"
-    corpus.mkdir()
-    (corpus / "ACME_2018_10K.pdf").write_bytes(text_pdf([_MDA, _CASH_FLOWS, _BALANCE_SHEET]))
-    enc = FakeEncoder()
-    ingest_folder(corpus, tmp_path / "index", settings, encoder=enc)
-    index = open_index(tmp_path / "index", enc)
+    index, enc = _filing_index(tmp_path, settings)
     chunks = index.chunks(index.rows())
     store = InMemoryVectorStore(LangChainEmbeddings(enc))
     docs = [c.to_document() for c in chunks]
