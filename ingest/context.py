@@ -19,7 +19,7 @@ from collections import Counter
 from pathlib import PurePosixPath
 
 from rag.statements import page_statements
-from rag.types import ParsedDocument
+from rag.types import HEADER_SEP, ParsedDocument
 
 #: Header length cap in characters (~40 tokens), so the passage keeps the encoder's budget.
 MAX_HEADER_CHARS = 200
@@ -32,7 +32,6 @@ _PERIOD = re.compile(
     r"\s+months)\s+ended\s+[A-Z][a-z]+\s+\d{1,2},?\s+\d{4}",
     re.IGNORECASE,
 )
-_SEP = " · "
 
 
 def document_header(doc: ParsedDocument) -> str:
@@ -51,7 +50,7 @@ def document_header(doc: ParsedDocument) -> str:
     period = _period(doc)
     if period:
         parts.append(period)
-    return _SEP.join(p for p in parts if p)[:MAX_HEADER_CHARS]
+    return HEADER_SEP.join(p for p in parts if p)[:MAX_HEADER_CHARS]
 
 
 def _split_year(word: str) -> str:
@@ -85,11 +84,11 @@ def page_headings(doc: ParsedDocument) -> list[str]:
                 break
         # A statement's title comes after a long company name ("JOHNSON & JOHNSON AND
         # SUBSIDIARY COMPANIES"): keep it, the retriever ranks statement pages by it.
-        if not page_statements(_SEP.join(kept)):
+        if not page_statements(HEADER_SEP.join(kept)):
             title = next((line for line in candidates if page_statements(line)), None)
             if title is not None and title not in kept:
                 kept = [kept[0], title]
-        out.append(_SEP.join(kept)[:_HEADING_CHARS])
+        out.append(HEADER_SEP.join(kept)[:_HEADING_CHARS])
     return out
 
 

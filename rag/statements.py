@@ -27,6 +27,8 @@ from __future__ import annotations
 import re
 from typing import Literal
 
+from rag.types import HEADER_SEP
+
 Statement = Literal["balance", "income", "cash"]
 
 # A page *is* a statement when its heading names one: the statement's title, not a phrase
@@ -91,5 +93,5 @@ def page_statements(heading: str) -> frozenset[Statement]:
     Only the heading counts, not the header's document line: a document's title may hold
     any words ("Annual report and statements of income ...").
     """
-    segments = [g for g in heading.split(" · ") if not _NOTES.match(g)]
+    segments = [g for g in heading.split(HEADER_SEP) if not _NOTES.match(g)]
     return frozenset(s for s, p in _PAGE.items() if any(p.search(g) for g in segments))

@@ -75,6 +75,10 @@ class Chunk:
         )
 
 
+#: Between the parts of a header line (file name · title · period; company · statement).
+HEADER_SEP = " · "
+
+
 def heading_of(header: str) -> str:
     """The page heading in a chunk header: its second line; '' for a document without
     pages or a page without one. Documents carry the header as metadata ``header``."""
