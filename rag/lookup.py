@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rag.read import Span
-from rag.text import FUNCTION_WORDS, content_stems, content_words, normalize_answer, sentence_spans
+from rag.text import FUNCTION_WORDS, content_stems, content_words, normalize_text, sentence_spans
 from rag.types import Source
 
 CELL_SEP = " | "  # as written by ingest.tables
@@ -123,7 +123,7 @@ def _entry_hits(label: str, asked: set[str]) -> int:
     if number is None:
         return _names(label, asked)
     hits = _names(label[number.end():], asked)
-    return hits + (hits > 0 and normalize_answer(number.group()) in asked)
+    return hits + (hits > 0 and normalize_text(number.group()) in asked)
 
 
 def lookup(question: str, passages: Sequence[str]) -> list[Span]:
@@ -148,7 +148,7 @@ def lookup(question: str, passages: Sequence[str]) -> list[Span]:
                     best, top = [(p, kind, cell)], score
                 elif score == top:
                     best.append((p, kind, cell))
-    if not best or len({normalize_answer(c.value) for _, _, c in best}) > 1:
+    if not best or len({normalize_text(c.value) for _, _, c in best}) > 1:
         return []  # nothing fits, or two different cells fit equally well
     p, kind, cell = best[0]
     return [Span(p, cell.start, cell.end, cell.value, LOOKUP_MARGIN + top, 0.0, kind=kind)]
@@ -176,7 +176,7 @@ def document_lookup(question: str, sources: Sequence[Source], passages: Sequence
         return []
     # What the document must hold: the question's content words, less the asking words.
     wanted = set(content_words(question)) - _ASKING - FUNCTION_WORDS
-    vocab = set(normalize_answer(passages[0]).split())
+    vocab = set(normalize_text(passages[0]).split())
     if not wanted or len(wanted & vocab) * 2 < len(wanted):
         return []  # the best passage does not hold most of it: not sure which document
     a, b = _showing(passages[0], wanted)

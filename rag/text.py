@@ -10,16 +10,35 @@ from __future__ import annotations
 import hashlib
 import re
 import string
+import unicodedata
 from pathlib import Path
 
 _PUNCT = set(string.punctuation)
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 
 
+def _unicode_punct(ch: str) -> str:
+    cat = unicodedata.category(ch)
+    if ch.isascii() or not cat.startswith("P"):
+        return ch
+    return "" if cat in ("Pi", "Pf") else " "  # opening / closing quote marks, else a separator
+
+
 def normalize_answer(text: str) -> str:
-    """Lower-case, drop punctuation, drop articles, collapse whitespace (SQuAD v1.1 order)."""
+    """Lower-case, drop punctuation, drop articles, collapse whitespace (SQuAD v1.1 order,
+    exactly as SQuAD's script: the metric)."""
     text = "".join(ch for ch in text.lower() if ch not in _PUNCT)
     return " ".join(_ARTICLES.sub(" ", text).split())
+
+
+def normalize_text(text: str) -> str:
+    """``normalize_answer`` with punctuation outside ASCII dropped too, for the answer checks:
+    otherwise '“Huardest gefburn”' normalises to '“huardest gefburn”' and a span the reader
+    took from inside the quotes is not found in its own passage. Quote marks go like ASCII
+    ones ("Kennedy’s" = "Kennedy's"); other marks (dashes, ellipses) separate words."""
+    if not text.isascii():
+        text = "".join(_unicode_punct(ch) for ch in text)
+    return normalize_answer(text)
 
 
 # Function words carry no claim: an answer is grounded by its content words alone.
@@ -35,7 +54,7 @@ FUNCTION_WORDS = frozenset([
 
 def content_words(text: str) -> list[str]:
     """Normalised words of ``text`` that carry content, in order (duplicates kept)."""
-    return [w for w in normalize_answer(text).split() if w not in FUNCTION_WORDS]
+    return [w for w in normalize_text(text).split() if w not in FUNCTION_WORDS]
 
 
 def singular(word: str) -> str:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from rag.citations import strip_markers
 from rag.read import Span
-from rag.text import content_words, normalize_answer, number_tokens, sentence_spans
+from rag.text import content_words, normalize_text, number_tokens, sentence_spans
 from rag.types import Source
 
 # Labels of a dialogue or prompt laid out inside a document.
@@ -111,7 +111,7 @@ def select_evidence(spans: Sequence[Span], sources: Sequence[Source], limit: int
 def _names(text: str) -> set[str]:
     """Normalised words written with a capital letter, past the first word: the names."""
     words = re.findall(r"[\w'-]+", text)
-    return {normalize_answer(w) for w in words[1:] if any(c.isupper() for c in w)} - {""}
+    return {normalize_text(w) for w in words[1:] if any(c.isupper() for c in w)} - {""}
 
 
 def supported(reply: str, passage: str) -> bool:
@@ -122,7 +122,7 @@ def supported(reply: str, passage: str) -> bool:
     words = content_words(plain)
     if not words:
         return False
-    vocab = set(normalize_answer(passage).split())
+    vocab = set(normalize_text(passage).split())
     if not number_tokens(plain) <= number_tokens(passage):
         return False
     if not {w for n in _names(plain) for w in n.split()} <= vocab:
@@ -133,14 +133,14 @@ def supported(reply: str, passage: str) -> bool:
 def agrees(reply: str, spans: Sequence[Span]) -> bool:
     """The reply states one of the reader's candidate answers (contains it, or is a part of
     it sharing at least half of its content words)."""
-    plain = f" {normalize_answer(strip_markers(reply))} "
+    plain = f" {normalize_text(strip_markers(reply))} "
     mine = set(content_words(strip_markers(reply)))
     for s in spans:
-        gold = normalize_answer(s.text)
+        gold = normalize_text(s.text)
         if gold and f" {gold} " in plain:
             return True
         theirs = set(content_words(s.text))
-        if mine and theirs and mine <= set(normalize_answer(s.text).split()) \
+        if mine and theirs and mine <= set(normalize_text(s.text).split()) \
                 and len(mine & theirs) * 2 >= len(theirs):
             return True
     return False

@@ -108,6 +108,17 @@ def test_normalize_answer() -> None:
     assert normalize_answer("Theory") == "theory"  # 'the' only as a whole word
 
 
+def test_answer_checks_drop_punctuation_outside_ascii_but_the_metric_does_not() -> None:
+    from rag.text import normalize_text
+    from rag.verify import supported
+
+    passage = "Is there a difference between this text and some nonsense like “Huardest gefburn”?"
+    assert normalize_text(passage).endswith("nonsense like huardest gefburn")
+    assert supported("Huardest gefburn", passage)  # was refused: '“huardest' is not 'huardest'
+    assert normalize_text("Kennedy’s term, 1961–1963") == "kennedys term 1961 1963"
+    assert normalize_answer("“Huardest”") == "“huardest”"  # SQuAD's script, unchanged
+
+
 def test_exact_match_and_f1_hand_computed() -> None:
     assert exact_match("the Denver Broncos", "Denver Broncos") == 1.0
     assert exact_match("Denver", "Denver Broncos") == 0.0
