@@ -1,13 +1,16 @@
-"""Pick the reader's "no answer" margin on the tuning articles (never the evaluation ones).
+"""Pick the chain's reading thresholds and weights on the tuning articles (never the evaluation ones).
 
 Builds a temporary index of the reader's TUNE_ARTICLES (scripts/train_reader.py), asks
 their questions (answerable) and questions from the training articles, which are not in
 that index (unanswerable), retrieves with the default hybrid retriever, runs the reader on
-the top passages and prints, for a sweep of margins, how many of each would be refused
-(together with the cosine abstention threshold already in the settings), and the reader's
-F1 on the answerable ones.
+the top passages and prints how many of each would be refused, and the reader's F1 on the
+answerable ones, for a sweep of: the cosine threshold and the reader's margin; the support
+check (min_support); the support that lets a passage far from the question be answered from
+(confident_support). With --ranking the local decoder also votes on the reader's best spans
+and the F1 / contains of the chosen span is printed for a sweep of the vote's and the
+question overlap's weights (rag.span_scores.rescore).
 
-    HF_HUB_OFFLINE=1 PYTHONPATH=. python benchmarks/calibrate_reader.py [--questions 300]
+    HF_HUB_OFFLINE=1 PYTHONPATH=. python benchmarks/calibrate_reader.py [--questions 300] [--ranking]
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ import json
 import random
 import sys
 import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,18 +33,34 @@ from ingest.pipeline import ingest_folder  # noqa: E402
 from rag.chain_read import OVERLAP_WEIGHT, support  # noqa: E402
 from rag.chain_steps import to_sources  # noqa: E402
 from rag.embed import build_encoder  # noqa: E402
-from rag.evaluate import best_over_golds, token_f1  # noqa: E402
+from rag.evaluate import best_over_golds, contains_answer, token_f1  # noqa: E402
+from rag.generate import build_generator  # noqa: E402
 from rag.read import build_reader  # noqa: E402
 from rag.retrieve import build_retriever  # noqa: E402
 from rag.settings import Settings  # noqa: E402
+from rag.span_scores import CANDIDATES, question_overlap, sentence_around, vote_prompt  # noqa: E402
 from rag.store import open_index  # noqa: E402
 from rag.verify import mask_injections  # noqa: E402
+
+
+@dataclass
+class Row:
+    answerable: bool
+    cosine: float  # best dense cosine of the retrieved passages
+    margin: float  # the reader's best span
+    f1: float  # of the reader's best span
+    support: float  # rag.chain_read.support of the best span
+    #: (margin, question overlap, decoder vote, F1, contains) of each candidate span
+    cands: list[tuple[float, float, float, float, float]]
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--squad", type=Path, default=ROOT.parent / "shared/evaldata/squad_v1.1/dev-v1.1.json")
     ap.add_argument("--questions", type=int, default=300, help="of each kind")
+    ap.add_argument("--reader", type=Path, default=None, help="reader weights (default: shipped)")
+    ap.add_argument("--ranking", action="store_true",
+                    help="also let the decoder vote and print the ranking sweep (a few minutes more)")
     args = ap.parse_args()
     data = {a["title"]: a for a in json.loads(args.squad.read_text())["data"]}
     rng = random.Random(7)
@@ -52,7 +73,8 @@ def main() -> int:
 
     settings = Settings()
     encoder = build_encoder(settings)
-    reader = build_reader("cpu")
+    reader = build_reader("cpu", args.reader) if args.reader else build_reader("cpu")
+    scorer = build_generator(settings) if args.ranking else None
     with tempfile.TemporaryDirectory(prefix="docchat-calib-") as tmp:
         corpus = Path(tmp, "docs")
         corpus.mkdir()
@@ -62,46 +84,79 @@ def main() -> int:
         ingest_folder(corpus, Path(tmp, "idx"), settings, encoder=encoder)
         index = open_index(Path(tmp, "idx"), encoder)
         retriever = build_retriever(settings, index, encoder)
-        # answerable, best cosine, margin, f1, support (rag.chain_read.support)
-        rows: list[tuple[bool, float, float, float, float]] = []
+        rows: list[Row] = []
         for kind, items in (("answerable", answerable), ("unanswerable", unanswerable)):
             for q, golds in items:
                 docs = retriever.invoke(q)[: settings.k]
                 cosines = [float(d.metadata["dense_score"]) for d in docs
                            if d.metadata.get("dense_score") is not None]
-                best_cos = max(cosines, default=-1.0)
                 masked = [mask_injections(s.text) for s in to_sources(docs)]
                 spans = reader.read(q, masked)
-                margin = spans[0].margin if spans else -99.0
-                f1 = best_over_golds(token_f1, spans[0].text, golds) if spans and golds else 0.0
-                rows.append((kind == "answerable", best_cos, margin, f1,
-                             support(q, masked, spans[0]) if spans else -99.0))
+                cands = [sp for sp in spans[:CANDIDATES] if sp.margin >= settings.reader_min_margin]
+                votes = [0.0] * len(cands)
+                if scorer is not None and len(cands) >= 2:
+                    votes = scorer.reply_log_probs(
+                        [vote_prompt(q, sentence_around(masked[sp.passage], sp)) for sp in cands],
+                        [sp.text for sp in cands])
+                rows.append(Row(
+                    kind == "answerable", max(cosines, default=-1.0),
+                    spans[0].margin if spans else -99.0,
+                    best_over_golds(token_f1, spans[0].text, golds) if spans and golds else 0.0,
+                    support(q, masked, spans[0]) if spans else -99.0,
+                    [(sp.margin, question_overlap(q, masked[sp.passage], sp), v,
+                      best_over_golds(token_f1, sp.text, golds) if golds else 0.0,
+                      best_over_golds(contains_answer, sp.text, golds) if golds else 0.0)
+                     for sp, v in zip(cands, votes, strict=True)]))
         index.close()
-    pos = [r for r in rows if r[0]]
-    neg = [r for r in rows if not r[0]]
+    pos = [r for r in rows if r.answerable]
+    neg = [r for r in rows if not r.answerable]
     print(f"{len(pos)} answerable ({', '.join(TUNE_ARTICLES)}), {len(neg)} unanswerable; "
           f"cosine threshold {settings.abstain_threshold}")
     print(f"reader F1 on answerable (top {settings.k} retrieved passages): "
-          f"{100 * sum(r[3] for r in pos) / len(pos):.1f}")
+          f"{100 * sum(r.f1 for r in pos) / len(pos):.1f}")
+
+    def table(refused: Callable[[Row], bool]) -> str:
+        pr = sum(map(refused, pos)) / len(pos)
+        nr = sum(map(refused, neg)) / len(neg)
+        f1 = 100 * sum(r.f1 for r in pos if not refused(r)) / len(pos)
+        return f"{pr:18.3f}  {nr:20.3f}  {f1:6.1f}"
+
     print("cosine  margin  answerable_refused  unanswerable_refused  F1 (refusals count 0)")
     for c in (0.0, 0.2, 0.25, 0.3, 0.35, 0.4):
         for t in (-4.0, -3.0, -2.0, -1.0, 0.0, 1.0, 2.0):
-            pr = sum(r[1] < c or r[2] < t for r in pos) / len(pos)
-            nr = sum(r[1] < c or r[2] < t for r in neg) / len(neg)
-            f1 = 100 * sum(r[3] for r in pos if not (r[1] < c or r[2] < t)) / len(pos)
-            print(f"{c:6.2f}  {t:6.1f}  {pr:18.3f}  {nr:20.3f}  {f1:6.1f}")
+            print(f"{c:6.2f}  {t:6.1f}  " + table(lambda r, c=c, t=t: r.cosine < c or r.margin < t))
     c, t = settings.abstain_threshold, settings.reader_min_margin
     print(f"\nat cosine {c} and margin {t}: refusing also when margin + {OVERLAP_WEIGHT:g} x "
           "overlap < min_support (rag.chain_read.supported_span)")
-    print("min_support  answerable_refused  unanswerable_refused  F1  right_answers_lost")
+    print("min_support  answerable_refused  unanswerable_refused  F1")
     for sup in (0.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0):
-        def refused(r: tuple[bool, float, float, float, float], sup: float = sup) -> bool:
-            return r[1] < c or r[2] < t or r[4] < sup
-        pr = sum(map(refused, pos)) / len(pos)
-        nr = sum(map(refused, neg)) / len(neg)
-        f1 = 100 * sum(r[3] for r in pos if not refused(r)) / len(pos)
-        lost = sum(1 for r in pos if refused(r) and not (r[1] < c or r[2] < t) and r[3] == 1.0)
-        print(f"{sup:11.1f}  {pr:18.3f}  {nr:20.3f}  {f1:4.1f}  {lost:18d}")
+        print(f"{sup:11.1f}  " + table(lambda r, s=sup: r.cosine < c or r.margin < t or r.support < s))
+    sup = settings.reader_min_support
+    print(f"\nat margin {t} and min_support {sup}: below cosine {c}, answered only when the "
+          "support reaches confident_support (RagChain, reader_confident_support; inf = never)")
+    print("confident_support  answerable_refused  unanswerable_refused  F1")
+    for conf in (float("inf"), 25.0, 22.0, 20.0, 18.0, 16.0, 14.0):
+        print(f"{conf:17.1f}  " + table(
+            lambda r, k=conf: (r.cosine < c and r.support < k) or r.margin < t or r.support < sup))
+    if scorer is not None:
+        conf = settings.reader_confident_support
+
+        def answered(r: Row) -> bool:
+            return not ((r.cosine < c and r.support < conf) or r.margin < t or r.support < sup)
+
+        print("\nranking the reader's candidates (rag.span_scores.rescore) by margin + vote_weight x "
+              "the decoder's vote + overlap_weight x overlap; answerable questions the thresholds "
+              "above answer (refusals count 0)")
+        print("vote_weight  overlap_weight  F1  contains")
+        for vw in (0.0, 0.25, 0.5, 0.75, 1.0):
+            for ow in (0.0, 1.0, 2.0, 3.0, 4.0):
+                f1 = contains = 0.0
+                for r in pos:
+                    if answered(r) and r.cands:
+                        best = max(r.cands, key=lambda x, vw=vw, ow=ow: x[0] + vw * x[2] + ow * x[1])
+                        f1 += best[3]
+                        contains += best[4]
+                print(f"{vw:11.2f}  {ow:14.1f}  {100 * f1 / len(pos):4.1f}  {contains / len(pos):8.3f}")
     return 0
 
 

@@ -120,7 +120,9 @@ class RagChain:
         reader: SpanReader | None = None,
         reader_min_margin: float = 0.0,
         reader_min_support: float = 0.0,
+        reader_confident_support: float = 0.0,
         reader_decoder_weight: float = 0.0,
+        reader_overlap_weight: float = 0.0,
         params: DecodingParams | None = None,
         context_tokens: int | None = None,
         style: PromptStyle | None = None,
@@ -132,7 +134,9 @@ class RagChain:
         self.abstain_threshold = abstain_threshold
         self.reader_min_margin = reader_min_margin
         self.reader_min_support = reader_min_support
+        self.reader_confident_support = reader_confident_support
         self.reader_decoder_weight = reader_decoder_weight
+        self.reader_overlap_weight = reader_overlap_weight
         self.params = params or DecodingParams()
         self.context_tokens = context_tokens
         self.style = style or PromptStyle()
@@ -178,7 +182,8 @@ class RagChain:
               t0: float, retrieve_s: float) -> _Plan:
         sources = to_sources(docs)
         plan = _Plan(question, query, sources, {"retrieve_s": retrieve_s}, t0)
-        if weak_evidence(docs, self.abstain_threshold):
+        weak = weak_evidence(docs, self.abstain_threshold)
+        if weak and (self.reader is None or self.reader_confident_support <= 0):
             plan.answer = self._refusal(plan)
             return plan
         if self.reader is None:
@@ -188,8 +193,14 @@ class RagChain:
         else:
             plan.spans, reading = read_sources(
                 question, sources, self.reader, min_margin=self.reader_min_margin,
-                scorer=self._scorer(), decoder_weight=self.reader_decoder_weight, timings=plan.timings,
-                min_support=self.reader_min_support)
+                scorer=self._scorer(), decoder_weight=self.reader_decoder_weight,
+                overlap_weight=self.reader_overlap_weight, timings=plan.timings,
+                # Passages far from the question in embedding space are read too (the
+                # question may paraphrase them: "one honking great idea" for the Zen of
+                # Python), but only a span the reader is sure of, in a sentence that repeats
+                # the question, is answered from them.
+                min_support=max(self.reader_min_support, self.reader_confident_support) if weak
+                else self.reader_min_support)
             if reading is None:
                 plan.answer = self._refusal(plan)
                 return plan
@@ -428,7 +439,9 @@ def build_chain(
         reader=reader if settings.reader else None,
         reader_min_margin=settings.reader_min_margin,
         reader_min_support=settings.reader_min_support,
+        reader_confident_support=settings.reader_confident_support,
         reader_decoder_weight=settings.reader_decoder_weight,
+        reader_overlap_weight=settings.reader_overlap_weight,
         params=decoding_params(settings),
         context_tokens=settings.context_tokens,
     )

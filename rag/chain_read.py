@@ -6,7 +6,8 @@
 3. No span the reader believes over "no answer here", or a best span whose margin and the
    share of the question its sentence repeats are together too low (``min_support``):
    nothing to read (the chain refuses).
-4. The local decoder votes on the reader's best spans (``rag.span_scores``).
+4. The reader's best spans are re-ranked: the local decoder votes on them, and a span whose
+   sentence repeats more of the question gains (``rag.span_scores.rescore``).
 5. The decoder is given the one or two sentences holding the best spans, masked as the
    reader saw them, or just what was looked up ("Capital: Vienna").
 """
@@ -47,7 +48,8 @@ def supported_span(question: str, passages: Sequence[str], span: Span, min_suppo
 
 def read_sources(question: str, sources: Sequence[Source], reader: SpanReader, *, min_margin: float,
                  scorer: ReplyScorer | None, decoder_weight: float, timings: dict[str, float],
-                 min_support: float = 0.0) -> tuple[list[Span], Reading | None]:
+                 min_support: float = 0.0, overlap_weight: float = 0.0,
+                 ) -> tuple[list[Span], Reading | None]:
     """(the spans found, best first; what the decoder reads, None when the passages do not
     answer)."""
     t = time.perf_counter()
@@ -58,9 +60,10 @@ def read_sources(question: str, sources: Sequence[Source], reader: SpanReader, *
     if (not spans or spans[0].margin < min_margin
             or not supported_span(question, masked, spans[0], min_support)):
         return spans, None
-    if not looked_up and scorer is not None:
+    if not looked_up:
         t = time.perf_counter()
-        spans = rescore(question, spans, masked, scorer, weight=decoder_weight, min_margin=min_margin)
+        spans = rescore(question, spans, masked, scorer, weight=decoder_weight, min_margin=min_margin,
+                        overlap_weight=overlap_weight)
         timings["score_s"] = time.perf_counter() - t
     evidence = select_evidence(spans, sources)
     # Sources are numbered 1.. in retrieval order, so source n is masked[n - 1].

@@ -128,10 +128,18 @@ class Settings(BaseSettings):
     # other articles were refused (92.8% without it) and 9.2% of the answerable ones (8.4%),
     # none of them answered right without it (F1 64.5 either way); 6 lost a right answer.
     reader_min_support: float = Field(
-        5.0,
+        7.0,
         ge=0.0,
         description="Best span's margin + 10 x the share of the question's words its sentence "
         "repeats below this: the documents do not say (0 = off).",
+    )
+    # Picked on the tuning articles with the three above (benchmarks/calibrate_reader.py,
+    # third table): CALIBRATION_NOTE
+    reader_confident_support: float = Field(
+        16.0,
+        ge=0.0,
+        description="Best passage's cosine below abstain_threshold: still answer when the "
+        "reader's support (see reader_min_support) reaches this; 0 = always refuse.",
     )
     # Picked on the reader's tuning articles. With the gold paragraph given (benchmarks/
     # score_spans.py) 0.1 / 0.25 / 0.5 / 1 gave top-span F1 73.4 / 74.4 / 73.7 / 70.1
@@ -142,10 +150,18 @@ class Settings(BaseSettings):
     # articles: contains 0.640 -> 0.660 but F1 55.8 -> 54.6, and one more wrong answer on
     # the sample collection (a long phrase). 0.25 stays.
     reader_decoder_weight: float = Field(
-        0.25,
+        0.5,
         ge=0.0,
         description="Weight of the local decoder's vote (mean log-probability of each of the "
         "reader's best spans as its reply) added to the reader's margin; 0 = the reader alone.",
+    )
+
+    # Picked with reader_decoder_weight on the tuning articles: OVERLAP_NOTE
+    reader_overlap_weight: float = Field(
+        3.0,
+        ge=0.0,
+        description="Weight of the share of the question's words that each of the reader's best "
+        "spans' sentence repeats, added to its margin when ranking them; 0 = off.",
     )
 
     # --- decoder -----------------------------------------------------------------------

@@ -50,19 +50,27 @@ def vote_prompt(question: str, sentence: str) -> list[dict[str, str]]:
             {"role": "user", "content": f"Context: {sentence}\nQuestion: {question}"}]
 
 
-def rescore(question: str, spans: Sequence[Span], passages: Sequence[str], scorer: ReplyScorer,
-            *, weight: float, min_margin: float) -> list[Span]:
+def rescore(question: str, spans: Sequence[Span], passages: Sequence[str], scorer: ReplyScorer | None,
+            *, weight: float, min_margin: float, overlap_weight: float = 0.0) -> list[Span]:
     """``spans`` (the reader's, best first) with its best candidates re-ordered by margin +
-    ``weight`` x the decoder's mean log-probability of each as the reply.
+    ``weight`` x the decoder's mean log-probability of each as the reply + ``overlap_weight``
+    x the share of the question its sentence repeats (``question_overlap``).
 
     Only spans the reader would answer with on their own (margin >= ``min_margin``) are
-    candidates: the decoder may pick among them, never lift one the reader does not believe.
+    candidates: the decoder and the overlap may pick among them, never lift one the reader
+    does not believe. No ``scorer`` (a remote chat model), or weight 0: no vote.
     """
     cands = [s for s in spans[:CANDIDATES] if s.margin >= min_margin]
-    if weight <= 0 or len(cands) < 2:
+    vote = scorer is not None and weight > 0
+    if len(cands) < 2 or not (vote or overlap_weight > 0):
         return list(spans)
-    prompts = [vote_prompt(question, sentence_around(passages[s.passage], s)) for s in cands]
-    votes = scorer.reply_log_probs(prompts, [s.text for s in cands])
-    order = sorted(range(len(cands)), key=lambda i: cands[i].margin + weight * votes[i], reverse=True)
+    scores = [s.margin + overlap_weight * question_overlap(question, passages[s.passage], s)
+              for s in cands]
+    if vote:
+        assert scorer is not None
+        prompts = [vote_prompt(question, sentence_around(passages[s.passage], s)) for s in cands]
+        votes = scorer.reply_log_probs(prompts, [s.text for s in cands])
+        scores = [x + weight * v for x, v in zip(scores, votes, strict=True)]
+    order = sorted(range(len(cands)), key=lambda i: scores[i], reverse=True)
     picked = [cands[i] for i in order]
     return picked + [s for s in spans if s not in picked]

@@ -54,6 +54,18 @@ def test_spans_the_reader_does_not_believe_are_not_candidates() -> None:
     assert rescore("q", spans, [PASSAGE], votes, weight=0.0, min_margin=0.0) == spans
 
 
+def test_a_span_whose_sentence_repeats_the_question_can_win_a_close_call_without_a_decoder() -> None:
+    spans = [_span("1889", 6.0), _span("Maurice Koechlin", 5.0), _span("tower", 1.0)]
+    # "designed" stands in Koechlin's sentence only: overlap 1 against 0.
+    got = rescore("Who designed it?", spans, [PASSAGE], None, weight=0.25, min_margin=2.0,
+                  overlap_weight=3.0)
+    assert [s.text for s in got] == ["Maurice Koechlin", "1889", "tower"]
+    # A wide call stands, and weight 0 changes nothing.
+    assert rescore("Who designed it?", spans, [PASSAGE], None, weight=0.25, min_margin=2.0,
+                   overlap_weight=0.5) == spans
+    assert rescore("Who designed it?", spans, [PASSAGE], None, weight=0.25, min_margin=2.0) == spans
+
+
 def test_sentence_around_a_span_that_runs_past_its_sentence() -> None:
     assert sentence_around(PASSAGE, _span("Koechlin. Gustave", 3.0)) == (
         "The tower was designed by Maurice Koechlin. Gustave")
@@ -122,3 +134,24 @@ def test_a_weak_span_in_a_sentence_about_something_else_is_refused(
         a = build_chain(s, index_dir, encoder=FakeEncoder(), generator=FakeGenerator(script="Maurice [1]"),
                         reader=FakeReader()).invoke(question)
         assert a.abstained is refused, (question, min_support, a)
+
+
+def test_passages_far_from_the_question_are_answered_from_only_when_the_reader_is_sure(
+        settings: Settings, tmp_path: Path) -> None:
+    text = "Maurice Koechlin designed the tower in Paris. Gustave Eiffel built the tower."
+    index_dir = write_index(tmp_path / "idx", {"tower.txt": text}, FakeEncoder())
+    asked = "Who designed the tower in Paris?"  # support 2 + 10 x 1 = 12
+    off = "Who painted the tower in Paris in 1950?"  # support 1 + 10 x 2/4 = 6
+    # No cosine reaches the threshold (2 > any cosine): every question has weak evidence.
+    for question, confident, refused in ((asked, 0.0, True), (asked, 10.0, False),
+                                         (asked, 13.0, True), (off, 10.0, True)):
+        s = settings.model_copy(update={"abstain_threshold": 2.0, "k": 1, "reader": True,
+                                        "reader_min_margin": 0.5, "reader_decoder_weight": 0.0,
+                                        "reader_min_support": 5.0,
+                                        "reader_confident_support": confident})
+        gen = FakeGenerator(script="Maurice [1]")
+        a = build_chain(s, index_dir, encoder=FakeEncoder(), generator=gen,
+                        reader=FakeReader()).invoke(question)
+        assert a.abstained is refused, (question, confident, a)
+        # Refused before reading: the decoder was never asked.
+        assert (gen.prompts == []) is refused
