@@ -105,7 +105,8 @@ class Settings(BaseSettings):
     # ones): with the second reader (5,948 training questions) cosine 0.25 + margin 2.0
     # refused 92.4% of questions about other articles and 8.4% of answerable ones there
     # (0.30 + 2.0: 97.6% and 14.0%); the cosine alone at 0.40 refused 30% of answerable
-    # ones. See docs/benchmarks.md, "Answers".
+    # ones. Third reader (stop 21): 0.25 + 2.0 refused 95.2% and 10.0%, 0.30 + 2.0 98.0% and
+    # 15.2%: kept. See docs/benchmarks.md, "Answers".
     abstain_threshold: float = Field(
         0.25,
         description="Best dense cosine below this: answer that the documents do not say.",
@@ -124,9 +125,10 @@ class Settings(BaseSettings):
         "do not say.",
     )
     # Picked with the two above on the tuning articles (benchmarks/calibrate_reader.py
-    # --questions 250): at 5 (overlap weight 10, rag.chain_read) 95.6% of the questions about
-    # other articles were refused (92.8% without it) and 9.2% of the answerable ones (8.4%),
-    # none of them answered right without it (F1 64.5 either way); 6 lost a right answer.
+    # --questions 250; overlap weight 10, rag.chain_read). Third reader: 0 / 5 / 7 / 8 refused
+    # 95.2 / 95.6 / 96.8 / 97.2% of the questions about other articles and 10.0 / 10.4 / 11.2
+    # / 12.4% of the answerable ones (F1 67.5 / 67.5 / 67.1 / 66.3); with
+    # reader_confident_support, below, 7 refuses 8.8% of the answerable ones.
     reader_min_support: float = Field(
         7.0,
         ge=0.0,
@@ -134,21 +136,22 @@ class Settings(BaseSettings):
         "repeats below this: the documents do not say (0 = off).",
     )
     # Picked on the tuning articles with the three above (benchmarks/calibrate_reader.py,
-    # third table): CALIBRATION_NOTE
+    # third table): questions that paraphrase their passage have a low cosine ("one honking
+    # great idea" for the Zen of Python: 0.10). never / 20 / 16 / 14 refused 11.2 / 9.6 / 8.8
+    # / 8.8% of the answerable questions and 96.8 / 96.4 / 96.4 / 96.4% of those about other
+    # articles (F1 67.1 / 68.4 / 68.6 / 68.6).
     reader_confident_support: float = Field(
         16.0,
         ge=0.0,
         description="Best passage's cosine below abstain_threshold: still answer when the "
         "reader's support (see reader_min_support) reaches this; 0 = always refuse.",
     )
-    # Picked on the reader's tuning articles. With the gold paragraph given (benchmarks/
-    # score_spans.py) 0.1 / 0.25 / 0.5 / 1 gave top-span F1 73.4 / 74.4 / 73.7 / 70.1
-    # against 71.9 for the reader alone. From the passages the chain retrieves (all 343
-    # tuning questions) 0 / 0.25 / 0.5 / 0.75 gave F1 61.8 / 61.7 / 60.8 / 60.0 and answers
-    # containing the gold 0.569 / 0.615 / 0.647 / 0.653 (the decoder likes whole phrases:
-    # "every two years", not "two years"); 0.5 through the chain on the held-apart SQuAD
-    # articles: contains 0.640 -> 0.660 but F1 55.8 -> 54.6, and one more wrong answer on
-    # the sample collection (a long phrase). 0.25 stays.
+    # Picked on the reader's tuning articles, with reader_overlap_weight below
+    # (benchmarks/calibrate_reader.py --ranking: the chosen span's F1 / contains from the
+    # passages the chain retrieves, third reader). Overlap 3: vote 0 / 0.25 / 0.5 / 0.75 / 1
+    # gave F1 68.3 / 69.2 / 70.1 / 69.5 / 67.7, contains 0.624 / 0.648 / 0.680 / 0.680 /
+    # 0.672 (the decoder likes whole phrases: "every two years", not "two years"). Stop 20
+    # had 0.25 without the overlap (F1 68.6, contains 0.648 with this reader).
     reader_decoder_weight: float = Field(
         0.5,
         ge=0.0,
@@ -156,7 +159,10 @@ class Settings(BaseSettings):
         "reader's best spans as its reply) added to the reader's margin; 0 = the reader alone.",
     )
 
-    # Picked with reader_decoder_weight on the tuning articles: OVERLAP_NOTE
+    # Picked with reader_decoder_weight on the tuning articles: at vote 0.5, overlap 0 / 1 /
+    # 2 / 3 / 4 gave F1 68.0 / 69.4 / 69.8 / 70.1 / 70.1, contains 0.672 / 0.668 / 0.676 /
+    # 0.680 / 0.676. A span in the sentence that repeats the question wins a close call
+    # ("limited by the working fluid" for "what limits the Rankine cycle's efficiency?").
     reader_overlap_weight: float = Field(
         3.0,
         ge=0.0,
