@@ -23,7 +23,7 @@ from rag.settings import Settings
 from rag.statements import page_statements, question_statements
 from rag.store import Index, open_index
 from rag.testing import FakeEncoder
-from rag.types import Chunk, Page, ParsedDocument
+from rag.types import HEADER_SEP, Chunk, Page, ParsedDocument
 
 SCAN_LINES = ("Turbine inspection report", "The gearbox of unit seven shows corrosion",
               "Replace the bearings before March")
@@ -407,7 +407,7 @@ def test_the_statement_a_question_needs_comes_first(tmp_path: Path, settings: Se
     assert pages(ppne, True)[0] == 3
     # The source shown to the user names the statement beside the page number.
     shown = to_sources(HybridRetriever(index=index, encoder=enc, k=1).search(capex))[0]
-    assert (shown.page, shown.heading.split(" · ")[0]) == (2, "Consolidated Statements of Cash Flows")
+    assert (shown.page, shown.heading.split(HEADER_SEP)[0]) == (2, "Consolidated Statements of Cash Flows")
     # A question that needs a statement no page is ranks as without the feature.
     other = "What were ACME's net income and revenue in 2018, as discussed by management?"
     assert question_statements(other) == {"income"}
