@@ -11,6 +11,7 @@ import hashlib
 import importlib.util
 import logging
 import os
+import re
 import shutil
 import threading
 import time
@@ -37,6 +38,8 @@ AutoModelForCausalLM: Any = transformers.AutoModelForCausalLM
 #: Bumped when the cache layout changes, so old caches are ignored rather than misread.
 CACHE_FORMAT = "docchat-decoder-cache-1"
 _COMPLETE = "COMPLETE"  # written last inside a cache entry; its absence means "not usable"
+_SOURCE = "SOURCE"  # the GGUF file an entry was converted from (for pruning stale entries)
+_ENTRY_NAME = re.compile(r".+-[0-9a-f]{24}")  # gguf_cache_dir's names
 
 
 @dataclass(frozen=True)
@@ -101,8 +104,9 @@ def gguf_cache_dir(cache_root: Path, gguf_path: Path) -> Path:
     return cache_root / f"{gguf_path.stem}-{gguf_cache_key(gguf_path)}"
 
 
-def _write_cache(entry: Path, model: Any, tokenizer: Any) -> None:
-    """Save converted weights beside the final name, then rename: a crash leaves no entry."""
+def _write_cache(entry: Path, model: Any, tokenizer: Any, source: Path | None = None) -> None:
+    """Save converted weights beside the final name, then rename: a crash leaves no entry.
+    ``source``, the GGUF file converted, is recorded for ``prune_cache``."""
     entry.parent.mkdir(parents=True, exist_ok=True)
     tmp = entry.parent / f".tmp-{entry.name}-{os.getpid()}-{threading.get_ident()}"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -119,6 +123,8 @@ def _write_cache(entry: Path, model: Any, tokenizer: Any) -> None:
     try:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
+        if source is not None:
+            (tmp / _SOURCE).write_text(str(source.resolve()) + "\n")
         (tmp / _COMPLETE).write_text(CACHE_FORMAT + "\n")
         try:
             os.replace(tmp, entry)
@@ -129,6 +135,34 @@ def _write_cache(entry: Path, model: Any, tokenizer: Any) -> None:
                 raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def prune_cache(cache_root: Path, gguf_path: Path, keep: Path) -> list[Path]:
+    """Remove the entries converted from a GGUF file that is gone or has changed since, and
+    those written before entries recorded their file; return what was removed.
+
+    Each entry is a full-precision copy of the decoder (540 MB for the default one) and its
+    key changes with the file's path and mtime: without this, every new install or upgrade
+    of the model package left one more copy behind (27 of them, 14 GB, seen on a developer
+    machine). Entries of other files that still exist (another install) are kept. Called
+    only after a new entry was written: a normal start does not even list the folder.
+    """
+    removed: list[Path] = []
+    ours = str(gguf_path.resolve())
+    for entry in cache_root.iterdir():
+        # Exactly this file's stem: "m" must not take "m-v2"'s entries.
+        if entry == keep or not _ENTRY_NAME.fullmatch(entry.name) or not entry.is_dir():
+            continue
+        if entry.name.rsplit("-", 1)[0] != gguf_path.stem:
+            continue
+        recorded = entry / _SOURCE
+        source = recorded.read_text().strip() if recorded.is_file() else None
+        # Same file with another key: it changed (an upgrade in place); a recorded file
+        # that is gone: its install was removed. No record: written before this existed.
+        if source is None or source == ours or not Path(source).exists():
+            shutil.rmtree(entry, ignore_errors=True)
+            removed.append(entry)
+    return removed
 
 
 def _cache_usable(entry: Path) -> bool:
@@ -157,7 +191,9 @@ def load_decoder(source: DecoderSource, device: str, cache_root: Path | None) ->
             tok = AutoTokenizer.from_pretrained(source.model, gguf_file=source.gguf_file)
             model = AutoModelForCausalLM.from_pretrained(source.model, gguf_file=source.gguf_file)
             try:
-                _write_cache(entry, model, tok)
+                _write_cache(entry, model, tok, Path(folder, gguf))
+                for old in prune_cache(cache_root, Path(folder, gguf), keep=entry):
+                    log.info("removed stale converted decoder %s", old)
             except OSError as e:  # a read-only cache must not stop the app, only slow it
                 log.warning("could not cache converted decoder in %s: %s", entry, e)
             return model.to(device=device, dtype=_dtype_for(device)).eval(), tok

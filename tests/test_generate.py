@@ -17,6 +17,7 @@ from rag.generate import (
     default_decoder_source,
     gguf_cache_dir,
     gguf_cache_key,
+    prune_cache,
 )
 from rag.settings import Settings
 
@@ -94,6 +95,36 @@ def test_crash_mid_write_leaves_no_entry(tmp_path: Path) -> None:
         _write_cache(entry, _Saver(fail=True), _Saver())
     assert not entry.exists()
     assert list((tmp_path / "cache").iterdir()) == []  # the aside folder was cleaned up
+
+
+def test_stale_converted_decoders_are_pruned(tmp_path: Path) -> None:
+    """A new install or upgrade of the model package must not leave a 540 MB copy behind."""
+    cache, here, other = tmp_path / "cache", tmp_path / "new", tmp_path / "other"
+    here.mkdir()
+    other.mkdir()
+    gguf = here / "m.gguf"
+    gguf.write_bytes(b"v2")
+    (other / "m.gguf").write_bytes(b"v1")
+
+    def entry(name: str, source: Path | None) -> Path:
+        e = cache / name
+        _write_cache(e, _Saver(), _Saver(), source)
+        return e
+
+    keep = entry(gguf_cache_dir(cache, gguf).name, gguf)
+    same_file_before = entry("m-" + "a" * 24, gguf)  # the file changed since (mtime)
+    removed_install = entry("m-" + "b" * 24, tmp_path / "gone" / "m.gguf")
+    unrecorded = entry("m-" + "c" * 24, None)  # written before entries recorded their file
+    other_install = entry("m-" + "d" * 24, other / "m.gguf")
+    other_model = entry("m-v2-" + "e" * 24, None)
+    not_ours = cache / "onnx"
+    not_ours.mkdir()
+
+    removed = prune_cache(cache, gguf, keep=keep)
+    assert sorted(removed) == sorted([same_file_before, removed_install, unrecorded])
+    assert sorted(p.name for p in cache.iterdir()) == sorted(
+        [keep.name, other_install.name, other_model.name, "onnx"])
+    assert _cache_usable(keep) and _cache_usable(other_install)
 
 
 def test_entry_without_marker_is_not_used(tmp_path: Path) -> None:
