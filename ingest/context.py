@@ -18,6 +18,7 @@ import re
 from collections import Counter
 from pathlib import PurePosixPath
 
+from rag.keywords import split_years
 from rag.statements import page_statements
 from rag.types import HEADER_SEP, ParsedDocument
 
@@ -41,7 +42,7 @@ def document_header(doc: ParsedDocument) -> str:
     # glued to years are split, so "2023" matches a question's "FY2023" after the same
     # split on the query side; see rag.keywords).
     words = re.sub(r"[_\-.]+", " ", stem)
-    words = " ".join(_split_year(w) for w in words.split())
+    words = split_years(" ".join(words.split()))
     # A name without letters ("0003.txt", "2019-04.pdf") says nothing about the
     # content and would only add noise to every chunk of the file.
     parts = [words] if any(c.isalpha() for c in words) else []
@@ -51,11 +52,6 @@ def document_header(doc: ParsedDocument) -> str:
     if period:
         parts.append(period)
     return HEADER_SEP.join(p for p in parts if p)[:MAX_HEADER_CHARS]
-
-
-def _split_year(word: str) -> str:
-    # Only 4-digit runs (years) are cut from letters: "10K" and "3M" stay whole.
-    return re.sub(r"(?<=\d{4})(?=[A-Za-z])|(?<=[A-Za-z])(?=\d{4}\b)", " ", word)
 
 
 def _period(doc: ParsedDocument) -> str:

@@ -34,9 +34,14 @@ INSTRUCTION_WORDS = frozenset([
 ])
 
 
+def split_years(text: str) -> str:
+    """Letters glued to a 4-digit year cut off: "FY2018" -> "FY 2018"; "10K" and "3M" stay."""
+    return _YEAR_GLUE.sub(" ", text)
+
+
 def keyword_text(text: str) -> str:
     """``text`` with fiscal years and thousands separators normalised (see module doc)."""
-    return _THOUSANDS.sub("", _YEAR_GLUE.sub(" ", text))
+    return _THOUSANDS.sub("", split_years(text))
 
 
 def query_keywords(question: str) -> str:
