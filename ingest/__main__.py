@@ -2,7 +2,7 @@
 
 import sys
 
-from ingest.cli import main
+from rag_cli.ingest import main
 
 if __name__ == "__main__":
     sys.exit(main())

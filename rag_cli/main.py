@@ -16,9 +16,9 @@ from collections.abc import Sequence
 # Subcommand -> module providing add_arguments(parser) and run(args) -> int. Imported on
 # use, so `rag ingest --help` does not pay for importing the Streamlit app.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "ingest": ("ingest.cli", "Build or update an index from a folder of documents."),
-    "ask": ("rag.cli_ask", "Answer a question from an index, with sources."),
-    "eval": ("rag.cli_eval", "Measure retrieval (and answer) quality on a QA file."),
+    "ingest": ("rag_cli.ingest", "Build or update an index from a folder of documents."),
+    "ask": ("rag_cli.ask", "Answer a question from an index, with sources."),
+    "eval": ("rag_cli.eval", "Measure retrieval (and answer) quality on a QA file."),
     "ui": ("ui.launch", "Start the chat app in the browser."),
     "serve": ("rag_cli.serve", "Serve the HTTP API (OpenAI-compatible chat, search, uploads)."),
 }

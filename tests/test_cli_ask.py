@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from rag import cli_ask
 from rag.chain import ABSTAIN_TEXT, RagChain, build_chain
 from rag.settings import Settings
 from rag.testing import FakeEncoder, FakeGenerator, write_index
+from rag_cli import ask as cli_ask
 
 DOCS = {
     "eiffel.txt": "The Eiffel Tower was completed in 1889. It is 330 metres tall.",

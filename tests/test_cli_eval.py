@@ -14,9 +14,9 @@ import pytest
 import rag.chain
 import rag.embed
 from ingest.pipeline import ingest_folder
-from rag import cli_eval
 from rag.settings import Settings
 from rag.testing import FakeEncoder, FakeGenerator, FakeReader
+from rag_cli import eval as cli_eval
 
 REPO = Path(__file__).resolve().parent.parent
 ARTICLES = ("Geology.md", "Pharmacy.md", "Black_Death.md")
@@ -129,7 +129,7 @@ def test_bad_qa_line_is_a_usage_error_naming_file_and_line(
 
 def test_missing_index_and_bad_flags(env: dict[str, Path],
                                      capsys: pytest.CaptureFixture[str]) -> None:
-    assert _run("--index", str(env["index"]), "--qa", str(env["qa"])) == 1
+    assert _run("--index", str(env["index"]), "--qa", str(env["qa"])) == 2  # as rag ask
     assert f"no index at {env['index']}" in capsys.readouterr().err
     assert _run("--index", str(env["index"]), "--qa", str(env["qa"]), "--k", "0") == 2
     assert _run("--index", str(env["index"]), "--qa", str(env["qa"]), "--limit", "0") == 2

@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 
 import rag.embed
-from rag import cli_ask
 from rag.chain import RagChain, build_chain
 from rag.settings import Settings
 from rag.testing import FakeEncoder, FakeGenerator
+from rag_cli import ask as cli_ask
 from rag_cli.main import main
 
 

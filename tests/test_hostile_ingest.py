@@ -13,11 +13,11 @@ import hostile
 import pytest
 
 import rag.embed
-from rag import cli_ask
 from rag.chain import RagChain, build_chain
 from rag.settings import Settings
 from rag.store import open_index
 from rag.testing import FakeEncoder, FakeGenerator
+from rag_cli import ask as cli_ask
 from rag_cli.main import main
 
 #: The checkout whose code is under test (subprocesses import it from there).

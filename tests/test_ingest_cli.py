@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 import rag.embed
-from ingest.cli import main
 from rag.settings import Settings
 from rag.store import IndexWriter
 from rag.testing import FakeEncoder
+from rag_cli.ingest import main
 
 ROOT = Path(__file__).resolve().parents[1]
 PDFS = Path(__file__).parent / "data" / "pdfs"

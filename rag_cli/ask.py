@@ -17,6 +17,7 @@ from rag.chain import ABSTAIN_TEXT, Done, RagChain, Retrieved, Token, build_chai
 from rag.settings import Settings, describe_error
 from rag.text import printable
 from rag.types import Answer, Source
+from rag_cli.common import index_error
 
 _PASSAGE_CHARS = 300  # of each source shown in text mode; --json gives the whole passage
 
@@ -132,22 +133,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: invalid setting: {describe_error(e)}", file=sys.stderr)
         return 2
     from rag.store import StoreError
-    from rag.store.backends import store_exists
 
     index_dir = resolve_index(settings, args.index)
-    try:
-        exists = store_exists(settings, index_dir)  # RAG_STORE: a folder or Milvus
-    except StoreError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    if not exists:
-        what = " (that is a file, not a folder)" if index_dir.is_file() else ""
-        print(
-            f"error: no index at {printable(index_dir)}{what}; build one first with "
-            f"`rag ingest FOLDER --index {printable(args.index)}`",
-            file=sys.stderr,
-        )
-        return 2
+    problem = index_error(settings, index_dir, args.index)
+    if problem is not None:
+        print(f"error: {problem[1]}", file=sys.stderr)
+        return problem[0]
     try:
         chain = build_chain(settings, index_dir)
         return ask(chain, args, sys.stdout)

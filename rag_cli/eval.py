@@ -2,8 +2,8 @@
 
 Asks every question of a QA file against an index and prints hit@1/5/10, MRR@10 and
 nDCG@10 (with ``--answers`` also the generated answers' SQuAD EM, F1 and how often the
-gold answer is contained). Exit status: 0 done; 1 the index cannot be used (missing,
-built with another encoder); 2 usage error (bad QA file, bad flag value).
+gold answer is contained). Exit status: 0 done; 1 the index cannot be used (damaged,
+built with another encoder); 2 usage error (no index there, bad QA file, bad flag value).
 """
 
 from __future__ import annotations
@@ -78,17 +78,12 @@ def run(args: argparse.Namespace) -> int:
     index_dir: Path = args.index if args.index is not None else settings.index_path("default")
 
     from rag.store import StoreError
-    from rag.store.backends import store_exists
+    from rag_cli.common import index_error
 
-    try:
-        exists = store_exists(settings, index_dir)  # RAG_STORE: a folder or Milvus
-    except StoreError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    if not exists:
-        print(f"error: no index at {index_dir}: build one with "
-              f"`rag ingest CORPUS_DIR --index {index_dir}`", file=sys.stderr)
-        return 1
+    problem = index_error(settings, index_dir, str(index_dir))
+    if problem is not None:
+        print(f"error: {problem[1]}", file=sys.stderr)
+        return problem[0]
     try:
         report, seconds = _evaluate(settings, index_dir, items, args)
     except StoreError as e:
