@@ -46,7 +46,8 @@ from api.schemas import (
 )
 from api.service import NotIndexedError, Service
 from ingest.collection import CollectionNameError, list_collections
-from rag.types import Answer, DecodingParams, heading_of
+from rag.chain_steps import to_sources
+from rag.types import Answer, DecodingParams
 
 if TYPE_CHECKING:
     from rag.chain import ChainEvent, RagChain
@@ -239,19 +240,20 @@ async def search(req: SearchRequest, request: Request) -> SearchResponse:
             service.admission.leave()
 
     docs = await run_in_threadpool(run)
-    passages = []
-    for rank, d in enumerate(docs, start=1):
-        m = d.metadata
-        passages.append(Passage(
-            rank=rank, source=str(m.get("source", "")), page=m.get("page"),
-            score=float(m.get("score") or 0.0),
-            dense_score=None if m.get("dense_score") is None else float(m["dense_score"]),
-            bm25_score=None if m.get("bm25_score") is None else float(m["bm25_score"]),
-            text=d.page_content, chunk_id=str(m.get("id", "")),
-            start=int(m.get("start") or 0), end=int(m.get("end") or 0),
-            heading=heading_of(str(m.get("header", ""))),
-        ))
+    # The passages as the chain numbers and cites them (rag.chain_steps.to_sources), with
+    # the two scores the ranking fused.
+    passages = [
+        Passage(rank=s.n, source=s.source, page=s.page, score=s.score,
+                dense_score=_score(d, "dense_score"), bm25_score=_score(d, "bm25_score"),
+                text=s.text, chunk_id=s.chunk_id, start=s.start, end=s.end, heading=s.heading)
+        for s, d in zip(to_sources(docs), docs, strict=True)
+    ]
     return SearchResponse(collection=req.collection, query=req.query, mode=mode, passages=passages)
+
+
+def _score(doc: Any, key: str) -> float | None:
+    value = doc.metadata.get(key)
+    return None if value is None else float(value)
 
 
 # --- streaming -------------------------------------------------------------------------------
