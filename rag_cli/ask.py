@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from rag.chain import ABSTAIN_TEXT, Done, RagChain, Retrieved, Token, build_chain
-from rag.settings import Settings, describe_error
+from rag.settings import Settings
 from rag.text import printable
 from rag.types import Answer, Source
-from rag_cli.common import index_error
+from rag_cli.common import index_error, settings_from_flags
 
 _PASSAGE_CHARS = 300  # of each source shown in text mode; --json gives the whole passage
 
@@ -127,10 +127,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"error: {what} '{printable(value)}' is not valid UTF-8 text; {fix}",
                   file=sys.stderr)
             return 2
-    try:
-        settings = Settings.from_flags(k=args.k, retriever=args.retriever)
-    except ValueError as e:
-        print(f"error: invalid setting: {describe_error(e)}", file=sys.stderr)
+    settings = settings_from_flags(k=args.k, retriever=args.retriever)
+    if settings is None:
         return 2
     from rag.store import StoreError
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,3 +28,15 @@ def index_error(settings: Settings, index_dir: Path, given: str) -> tuple[int, s
     what = " (that is a file, not a folder)" if index_dir.is_file() else ""
     return 2, (f"no index at {printable(index_dir)}{what}; build one first with "
                f"`rag ingest FOLDER --index {printable(given)}`")
+
+
+def settings_from_flags(**flags: object) -> Settings | None:
+    """The environment's settings with the flags given on top, or None once the reason they
+    are invalid was printed (one line naming the variable, the value and why)."""
+    from rag.settings import Settings, describe_error
+
+    try:
+        return Settings.from_flags(**flags)
+    except ValueError as e:  # pydantic's ValidationError is a ValueError
+        print(f"error: invalid setting: {describe_error(e)}", file=sys.stderr)
+        return None

@@ -55,7 +55,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
 
     from rag.evaluate import QAFormatError, load_qa
-    from rag.settings import Settings, describe_error
+    from rag_cli.common import index_error, settings_from_flags
 
     if args.k < 1:
         print(f"error: --k must be at least 1, got {args.k}", file=sys.stderr)
@@ -63,10 +63,8 @@ def run(args: argparse.Namespace) -> int:
     if args.limit is not None and args.limit < 1:
         print(f"error: --limit must be at least 1, got {args.limit}", file=sys.stderr)
         return 2
-    try:
-        settings = Settings.from_flags(retriever=args.retriever, device=args.device)
-    except ValueError as e:
-        print(f"error: invalid setting: {describe_error(e)}", file=sys.stderr)
+    settings = settings_from_flags(retriever=args.retriever, device=args.device)
+    if settings is None:
         return 2
     try:
         items = load_qa(args.qa)
@@ -78,7 +76,6 @@ def run(args: argparse.Namespace) -> int:
     index_dir: Path = args.index if args.index is not None else settings.index_path("default")
 
     from rag.store import StoreError
-    from rag_cli.common import index_error
 
     problem = index_error(settings, index_dir, str(index_dir))
     if problem is not None:

@@ -112,16 +112,14 @@ def _sigterm_as_interrupt(signum: int, frame: object) -> None:
 def run(args: argparse.Namespace) -> int:
     import signal
 
-    from rag.settings import Settings, describe_error
     from rag.text import printable
+    from rag_cli.common import settings_from_flags
 
-    try:
-        settings = Settings.from_flags(
-            parse_workers=args.workers, embed_batch_size=args.batch_size, device=args.device,
-            ingest_engine=getattr(args, "engine", None), ray_address=getattr(args, "ray_address", None),
-        )
-    except ValueError as e:
-        print(f"error: invalid setting: {describe_error(e)}", file=sys.stderr)
+    settings = settings_from_flags(
+        parse_workers=args.workers, embed_batch_size=args.batch_size, device=args.device,
+        ingest_engine=getattr(args, "engine", None), ray_address=getattr(args, "ray_address", None),
+    )
+    if settings is None:
         return 2
     corpus: Path = args.corpus_dir
     index_dir: Path = args.index if args.index is not None else settings.index_path("default")

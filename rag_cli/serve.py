@@ -23,14 +23,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def check(args: argparse.Namespace) -> str | None:
     """Why the server must not start with these flags and settings, or None."""
-    from rag.settings import Settings, is_loopback
+    from rag.settings import Settings, describe_error, is_loopback
 
     if not 0 < args.port < 65536:
         return f"--port {args.port} is not a TCP port (1-65535)"
     try:
         settings = Settings()
     except ValueError as e:  # pydantic's ValidationError is a ValueError
-        return f"invalid setting: {e}"
+        return f"invalid setting: {describe_error(e)}"
     if not is_loopback(args.address) and settings.api_token is None:
         return (f"listening on {args.address} opens your documents to the network: set RAG_API_TOKEN "
                 "to a secret clients must send, or use --address 127.0.0.1")

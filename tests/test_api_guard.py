@@ -116,6 +116,10 @@ def test_serve_refuses_public_address_without_token(
     assert len(err.splitlines()) == 1 and "RAG_API_TOKEN" in err and "0.0.0.0" in err
     assert rag_main(["serve", "--port", "0"]) == 2
     assert "not a TCP port" in capsys.readouterr().err
+    monkeypatch.setenv("RAG_K", "many")  # a bad setting: one line naming it, not pydantic's page
+    assert rag_main(["serve"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "RAG_K" in err and "'many'" in err, err
 
 
 @pytest.mark.parametrize(("address", "local"), [
