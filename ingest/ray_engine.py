@@ -8,7 +8,8 @@ gets the same chunks, the same incremental behaviour and the same all-or-nothing
 whether one laptop or forty machines did the work. Imported only when the engine is Ray:
 the local path never loads Ray.
 
-Stages: ``parse`` (a task per file, CPU), ``split`` (actors holding the encoder's
+Stages: ``parse`` (tasks of ``PARSE_BATCH`` files, each file in a worker process under
+the same time and memory limits as locally), ``split`` (actors holding the encoder's
 tokenizer; one row per chunk) and ``embed`` (actors holding the encoder, one per GPU when
 the cluster has GPUs, else one per node; batches of ``embed_batch_size``). The driver
 reads the embedded chunks back as they stream out, in file order, and hands each
@@ -32,7 +33,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ingest.load import ParseOutcome, parse_job
+from ingest.load import ParseOutcome, failed_job, parse_job
+from ingest.parse_plan import limits
+from ingest.runner import Limits, make_runner
 from ingest.split import split_document
 from rag.settings import Settings
 from rag.store import FileRecord, now_iso
@@ -46,6 +49,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 EncoderFactory = Callable[[], Encoder]
+
+#: Files parsed by one worker process on a Ray node (see ``_parse``).
+PARSE_BATCH = 8
 
 
 class RayEngineError(RuntimeError):
@@ -110,9 +116,19 @@ def _check_reachable(address: str | None) -> None:
 # --- the stages (run on the workers) ----------------------------------------------------
 
 
-def _parse(row: dict[str, Any]) -> dict[str, Any]:
-    out = parse_job((row["path"], row["source"], None, bool(row["ocr"])))
-    return {"order": row["order"], "outcome": out}
+def _parse(batch: dict[str, Any], limits: Limits) -> dict[str, Any]:
+    """Parse a batch of files in a worker process under the local engine's limits (time per
+    file, memory): a 17 KB PDF that keeps PDFium busy for minutes, or a stream that inflates
+    to gigabytes, fails that file with its reason, as it does locally, instead of holding or
+    killing the Ray task (retried, then failing the whole run). One worker per batch: its
+    start (a fraction of a second) is paid once per ``PARSE_BATCH`` files."""
+    jobs = [(str(path), str(source), None, bool(ocr))
+            for path, source, ocr in zip(batch["path"], batch["source"], batch["ocr"], strict=True)]
+    done = {out.source: out for out in make_runner(1, len(jobs), limits).map(parse_job, jobs, failed_job)}
+    outcomes = np.empty(len(jobs), dtype=object)
+    for i, job in enumerate(jobs):  # one by one: numpy would unpack a sequence-like value
+        outcomes[i] = done[job[1]]
+    return {"order": batch["order"], "outcome": outcomes}
 
 
 class _Split:
@@ -175,7 +191,8 @@ def _rows(ray: Any, todo: list[Candidate], settings: Settings, factory: EncoderF
     items = [{"order": i, "path": str(c.path), "source": c.source, "ocr": settings.ocr}
              for i, c in enumerate(todo)]
     ds = ray.data.from_items(items, override_num_blocks=max(1, min(len(items), 4 * actors)))
-    ds = ds.map(_parse)
+    ds = ds.map_batches(_parse, fn_kwargs={"limits": limits(settings)}, batch_size=PARSE_BATCH,
+                        batch_format="numpy")
     pool = ray.data.ActorPoolStrategy(size=actors)
     ds = ds.flat_map(_Split, fn_constructor_args=(factory, size, overlap, settings.chunk_headers),
                      compute=pool)

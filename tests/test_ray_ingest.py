@@ -3,8 +3,8 @@
 The cluster is two ``ray start`` processes on this machine (a head and a second node),
 stopped with everything they started when the module ends. Each test runs the local
 engine and the Ray engine on the same corpus and compares what the index holds: chunk
-ids, texts, pages and vectors, the summary, incremental re-runs, failures, and the Milvus
-store as the target.
+ids, texts, pages and vectors, the summary, incremental re-runs, failures, a file over the
+parse time limit, and the Milvus store as the target.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import hostile
 import numpy as np
 import pytest
 from procs import REPO
@@ -101,6 +102,21 @@ def test_ray_incremental_runs_and_failures_match_local(settings: Settings, ray_c
     for a, b in zip(runs["local"], runs["ray"], strict=True):
         assert counts(a) == counts(b)
     assert table(local(settings), tmp_path / "local") == table(local(settings), tmp_path / "ray")
+
+
+def test_ray_parse_stage_has_the_local_limits(settings: Settings, ray_cluster: str,
+                                              tmp_path: Path) -> None:
+    """A 17 KB PDF that keeps PDFium busy for minutes fails alone, with its reason, on Ray
+    as it does locally; the run goes on."""
+    corpus = tmp_path / "corpus"
+    hostile.write(corpus / "slow.pdf", hostile.path_operator_pdf())
+    (corpus / "good.txt").write_text("The turbine was inspected in March.")
+    for name, s in (("local", local(settings)), ("ray", on_ray(settings, ray_cluster))):
+        out = ingest_folder(corpus, tmp_path / name, s.with_overrides(parse_timeout_s=1),
+                            encoder=FakeEncoder())
+        assert out.total_files == 1, name
+        assert [f["path"] for f in out.files_failed] == ["slow.pdf"], name
+        assert "timed out after 1 s" in out.files_failed[0]["reason"], (name, out.files_failed)
 
 
 def test_ray_ingest_into_milvus(settings: Settings, ray_cluster: str, milvus_uri: str,
