@@ -141,7 +141,7 @@ def prune_cache(cache_root: Path, gguf_path: Path, keep: Path) -> list[Path]:
     """Remove the entries converted from a GGUF file that is gone or has changed since, and
     those written before entries recorded their file; return what was removed.
 
-    Each entry is a full-precision copy of the decoder (540 MB for the default one) and its
+    Each entry is a full-precision copy of the decoder (517 MB for the default one) and its
     key changes with the file's path and mtime: without this, every new install or upgrade
     of the model package left one more copy behind (27 of them, 14 GB, seen on a developer
     machine). Entries of other files that still exist (another install) are kept. Called

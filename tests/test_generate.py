@@ -98,7 +98,7 @@ def test_crash_mid_write_leaves_no_entry(tmp_path: Path) -> None:
 
 
 def test_stale_converted_decoders_are_pruned(tmp_path: Path) -> None:
-    """A new install or upgrade of the model package must not leave a 540 MB copy behind."""
+    """A new install or upgrade of the model package must not leave a 517 MB copy behind."""
     cache, here, other = tmp_path / "cache", tmp_path / "new", tmp_path / "other"
     here.mkdir()
     other.mkdir()
