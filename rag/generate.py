@@ -39,7 +39,6 @@ AutoModelForCausalLM: Any = transformers.AutoModelForCausalLM
 CACHE_FORMAT = "docchat-decoder-cache-1"
 _COMPLETE = "COMPLETE"  # written last inside a cache entry; its absence means "not usable"
 _SOURCE = "SOURCE"  # the GGUF file an entry was converted from (for pruning stale entries)
-_ENTRY_NAME = re.compile(r".+-[0-9a-f]{24}")  # gguf_cache_dir's names
 
 
 @dataclass(frozen=True)
@@ -149,11 +148,10 @@ def prune_cache(cache_root: Path, gguf_path: Path, keep: Path) -> list[Path]:
     """
     removed: list[Path] = []
     ours = str(gguf_path.resolve())
+    # gguf_cache_dir's names for this file's stem exactly: "m" must not take "m-v2"'s.
+    name = re.compile(re.escape(gguf_path.stem) + r"-[0-9a-f]{24}")
     for entry in cache_root.iterdir():
-        # Exactly this file's stem: "m" must not take "m-v2"'s entries.
-        if entry == keep or not _ENTRY_NAME.fullmatch(entry.name) or not entry.is_dir():
-            continue
-        if entry.name.rsplit("-", 1)[0] != gguf_path.stem:
+        if entry == keep or not name.fullmatch(entry.name) or not entry.is_dir():
             continue
         recorded = entry / _SOURCE
         source = recorded.read_text().strip() if recorded.is_file() else None
@@ -182,8 +180,9 @@ def load_decoder(source: DecoderSource, device: str, cache_root: Path | None) ->
     """Load (model, tokenizer); GGUF sources go through the conversion cache when given."""
     folder: str = source.model
     gguf: str | None = source.gguf_file
-    if gguf is not None and cache_root is not None and Path(folder, gguf).is_file():
-        entry = gguf_cache_dir(cache_root, Path(folder, gguf))
+    gguf_path = Path(folder, gguf) if gguf is not None else None
+    if gguf_path is not None and cache_root is not None and gguf_path.is_file():
+        entry = gguf_cache_dir(cache_root, gguf_path)
         if _cache_usable(entry):
             folder, gguf = str(entry), None
         else:
@@ -191,8 +190,8 @@ def load_decoder(source: DecoderSource, device: str, cache_root: Path | None) ->
             tok = AutoTokenizer.from_pretrained(source.model, gguf_file=source.gguf_file)
             model = AutoModelForCausalLM.from_pretrained(source.model, gguf_file=source.gguf_file)
             try:
-                _write_cache(entry, model, tok, Path(folder, gguf))
-                for old in prune_cache(cache_root, Path(folder, gguf), keep=entry):
+                _write_cache(entry, model, tok, gguf_path)
+                for old in prune_cache(cache_root, gguf_path, keep=entry):
                     log.info("removed stale converted decoder %s", old)
             except OSError as e:  # a read-only cache must not stop the app, only slow it
                 log.warning("could not cache converted decoder in %s: %s", entry, e)

@@ -140,7 +140,7 @@ def agrees(reply: str, spans: Sequence[Span]) -> bool:
         if gold and f" {gold} " in plain:
             return True
         theirs = set(content_words(s.text))
-        if mine and theirs and mine <= set(normalize_text(s.text).split()) \
+        if mine and theirs and mine <= set(gold.split()) \
                 and len(mine & theirs) * 2 >= len(theirs):
             return True
     return False
