@@ -24,6 +24,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -44,6 +45,26 @@ from rag.store import open_index  # noqa: E402
 from rag.verify import mask_injections  # noqa: E402
 
 
+class Cand(NamedTuple):
+    """One of the reader's candidate spans, as recorded for the sweeps."""
+
+    margin: float
+    overlap: float  # rag.span_scores.question_overlap
+    vote: float  # the decoder's (0 without --ranking)
+    f1: float
+    contains: float
+    passage: int
+    start: int
+    end: int
+
+    def score(self, vote_weight: float, overlap_weight: float) -> float:
+        """The ranking of rag.span_scores.rescore, replayed on the recorded vote."""
+        return self.margin + vote_weight * self.vote + overlap_weight * self.overlap
+
+    def overlaps(self, other: Cand) -> bool:
+        return self.passage == other.passage and self.start < other.end and other.start < self.end
+
+
 @dataclass
 class Row:
     answerable: bool
@@ -51,9 +72,7 @@ class Row:
     margin: float  # the reader's best span
     f1: float  # of the reader's best span
     support: float  # rag.chain_read.support of the best span
-    #: (margin, question overlap, decoder vote, F1, contains, (passage, start, end)) of each
-    #: candidate span
-    cands: list[tuple[float, float, float, float, float, tuple[int, int, int]]]
+    cands: list[Cand]
 
 
 def main() -> int:
@@ -105,10 +124,10 @@ def main() -> int:
                     spans[0].margin if spans else -99.0,
                     best_over_golds(token_f1, spans[0].text, golds) if spans and golds else 0.0,
                     support(q, masked, spans[0]) if spans else -99.0,
-                    [(sp.margin, question_overlap(q, masked[sp.passage], sp), v,
-                      best_over_golds(token_f1, sp.text, golds) if golds else 0.0,
-                      best_over_golds(contains_answer, sp.text, golds) if golds else 0.0,
-                      (sp.passage, sp.start, sp.end))
+                    [Cand(sp.margin, question_overlap(q, masked[sp.passage], sp), v,
+                          best_over_golds(token_f1, sp.text, golds) if golds else 0.0,
+                          best_over_golds(contains_answer, sp.text, golds) if golds else 0.0,
+                          sp.passage, sp.start, sp.end)
                      for sp, v in zip(cands, votes, strict=True)]))
         index.close()
     pos = [r for r in rows if r.answerable]
@@ -156,9 +175,9 @@ def main() -> int:
                 f1 = contains = 0.0
                 for r in pos:
                     if answered(r) and r.cands:
-                        best = max(r.cands, key=lambda x, vw=vw, ow=ow: x[0] + vw * x[2] + ow * x[1])
-                        f1 += best[3]
-                        contains += best[4]
+                        best = max(r.cands, key=lambda x, vw=vw, ow=ow: x.score(vw, ow))
+                        f1 += best.f1
+                        contains += best.contains
                 print(f"{vw:11.2f}  {ow:14.1f}  {100 * f1 / len(pos):4.1f}  {contains / len(pos):8.3f}")
         sure_table(pos, answered, settings.reader_decoder_weight, settings.reader_overlap_weight)
     return 0
@@ -177,13 +196,10 @@ def sure_table(pos: list[Row], answered: Callable[[Row], bool], vw: float, ow: f
     for r in pos:
         if not (answered(r) and r.cands):
             continue
-        scores = [x[0] + vw * x[2] + ow * x[1] for x in r.cands]
-        order = sorted(range(len(scores)), key=scores.__getitem__, reverse=True)
-        p, a, b = r.cands[order[0]][5]
-        others = [i for i in order[1:]
-                  if r.cands[i][5][0] != p or r.cands[i][5][2] <= a or r.cands[i][5][1] >= b]
-        lead = scores[order[0]] - scores[others[0]] if others else float("inf")
-        chosen.append((r.cands[order[0]][0], lead, r.cands[order[0]][4]))
+        best, *rest = sorted(r.cands, key=lambda x: x.score(vw, ow), reverse=True)
+        others = [x for x in rest if not x.overlaps(best)]
+        lead = best.score(vw, ow) - others[0].score(vw, ow) if others else float("inf")
+        chosen.append((best.margin, lead, best.contains))
     right = sum(x[2] for x in chosen)
     print(f"\nanswered {len(chosen)} of {len(pos)} answerable, {right / max(1, len(chosen)):.2f} of them "
           f"right (contains {right / len(pos):.3f}); refusing the least sure first:")
