@@ -46,11 +46,11 @@ from api.schemas import (
 )
 from api.service import NotIndexedError, Service
 from ingest.collection import CollectionNameError, list_collections
-from rag.chain_steps import to_sources
+from rag.answer.steps import to_sources
 from rag.types import Answer, DecodingParams
 
 if TYPE_CHECKING:
-    from rag.chain import ChainEvent, RagChain
+    from rag.answer.chain import ChainEvent, RagChain
 
 log = logging.getLogger(__name__)
 
@@ -196,7 +196,7 @@ async def chat_completions(req: ChatRequest, request: Request) -> Any:
         )
 
     def answer() -> tuple[Answer, str]:
-        from rag.chain import Done, Retrieved
+        from rag.answer.chain import Done, Retrieved
 
         try:
             query, final = question, None
@@ -240,7 +240,7 @@ async def search(req: SearchRequest, request: Request) -> SearchResponse:
             service.admission.leave()
 
     docs = await run_in_threadpool(run)
-    # The passages as the chain numbers and cites them (rag.chain_steps.to_sources), with
+    # The passages as the chain numbers and cites them (rag.answer.steps.to_sources), with
     # the two scores the ranking fused.
     passages = [
         Passage(rank=s.n, source=s.source, page=s.page, score=s.score,
@@ -318,7 +318,7 @@ def _chunk(cid: str, created: int, model: str, delta: dict[str, str], finish: st
 
 
 async def _sse(stream: _Stream, cid: str, created: int, model: str) -> AsyncIterator[str]:
-    from rag.chain import Done, Retrieved, Token
+    from rag.answer.chain import Done, Retrieved, Token
 
     streamed = ""
     query = ""

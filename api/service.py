@@ -22,7 +22,7 @@ from rag.settings import Settings
 from rag.types import DecodingParams, Encoder, FloatArray, Generator
 
 if TYPE_CHECKING:
-    from rag.chain import RagChain
+    from rag.answer.chain import RagChain
 
 
 class FairLock:
@@ -149,11 +149,11 @@ class Service:
     ) -> Service:
         """Load the models once (the real ones unless given): every request shares them."""
         if encoder is None:
-            from rag.embed import build_encoder
+            from rag.models.embed import build_encoder
 
             encoder = build_encoder(settings)
         if generator is None and settings.decoder == "local":
-            from rag.generate import build_generator
+            from rag.models.generate import build_generator
 
             generator = build_generator(settings)
         # A remote decoder (RAG_DECODER=openai:URL) is a chat model each chain builds; no
@@ -176,7 +176,7 @@ class Service:
         A stale chain is only dropped, never closed: a request may still be answering from
         it, and the generation it reads stays readable until then (see rag.store).
         """
-        from rag.chain import build_chain
+        from rag.answer.build import build_chain
         from rag.store.backends import store_exists, store_revision
 
         c = self.collection(name)

@@ -25,11 +25,11 @@ from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 from squad_sample import SquadItem, load_items  # benchmarks/ is on sys.path as a script
 
-from rag.chain import RagChain
-from rag.chain_steps import decoding_params
-from rag.device import resolve_device
-from rag.generate import build_generator
-from rag.read import build_reader
+from rag.answer.chain import RagChain
+from rag.answer.steps import decoding_params
+from rag.models.device import resolve_device
+from rag.models.generate import build_generator
+from rag.models.span_reader import build_reader
 from rag.settings import Settings
 
 

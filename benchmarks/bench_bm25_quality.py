@@ -19,7 +19,8 @@ from pathlib import Path
 
 from langchain_core.documents import Document
 
-from rag.evaluate import load_qa, run_eval
+from rag.evaluation.metrics import load_qa
+from rag.evaluation.run import run_eval
 from rag.store import open_index
 
 

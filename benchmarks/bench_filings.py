@@ -41,7 +41,8 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from rag.evaluate import BatchedQueryEncoder, QAItem, load_qa, run_eval  # noqa: E402
+from rag.evaluation.metrics import QAItem, load_qa  # noqa: E402
+from rag.evaluation.run import BatchedQueryEncoder, run_eval  # noqa: E402
 from rag.settings import Settings  # noqa: E402
 from rag.types import Encoder  # noqa: E402
 
@@ -89,10 +90,10 @@ def link(files: list[Path], into: Path) -> None:
 
 
 def bench_parse(files: list[Path]) -> dict[str, dict[str, float]]:
-    from ingest.pdf import _read_pypdf, read_pdf
+    from ingest.pdf import read_pdf, read_pypdf
 
     out: dict[str, dict[str, float]] = {}
-    for name, fn in (("pypdf (today)", _read_pypdf), ("pdfium (ours)", read_pdf)):
+    for name, fn in (("pypdf (today)", read_pypdf), ("pdfium (ours)", read_pdf)):
         t = time.perf_counter()
         pages = words = lines = one_word = 0
         for f in files:
@@ -122,7 +123,7 @@ def run_tutorial(files: list[Path], items: list[QAItem]) -> dict[str, Any]:
     from langchain_core.documents import Document
     from langchain_text_splitters import RecursiveCharacterTextSplitter
 
-    from rag.embed import LangChainEmbeddings, SentenceTransformerEncoder, default_encoder_path
+    from rag.models.embed import LangChainEmbeddings, SentenceTransformerEncoder, default_encoder_path
 
     t0 = time.perf_counter()
     docs = []
@@ -150,8 +151,8 @@ def run_tutorial(files: list[Path], items: list[QAItem]) -> dict[str, Any]:
 
 def run_ours(files: list[Path], items: list[QAItem], tmp: Path, **overrides: Any) -> dict[str, Any]:
     from ingest.pipeline import ingest_folder
-    from rag.embed import build_encoder
-    from rag.retrieve import HybridRetriever
+    from rag.models.embed import build_encoder
+    from rag.retrieval.hybrid import HybridRetriever
     from rag.store import open_index
 
     settings = Settings(indexes_dir=tmp, model_cache_dir=Path(  # type: ignore[call-arg]
@@ -182,9 +183,10 @@ _TODAY = """
 import json, sys, time, os
 from pathlib import Path
 from ingest.pipeline import ingest_folder
-from rag.embed import build_encoder
-from rag.evaluate import BatchedQueryEncoder, load_qa, run_eval
-from rag.retrieve import HybridRetriever
+from rag.models.embed import build_encoder
+from rag.evaluation.run import BatchedQueryEncoder, run_eval
+from rag.evaluation.metrics import load_qa
+from rag.retrieval.hybrid import HybridRetriever
 from rag.settings import Settings
 from rag.store import open_index
 tmp, qa = Path(sys.argv[1]), Path(sys.argv[2])
@@ -221,8 +223,8 @@ def run_today(files: list[Path], data: Path, tmp: Path, src: Path) -> dict[str, 
 def check_int8(tmp: Path) -> None:
     """Dense nDCG@10 on the SQuAD paragraph slice of tests/test_retrieval_quality.py."""
     from ingest.pipeline import ingest_folder
-    from rag.embed import build_encoder
-    from rag.retrieve import HybridRetriever
+    from rag.models.embed import build_encoder
+    from rag.retrieval.hybrid import HybridRetriever
     from rag.store import open_index
     from tests.test_retrieval_quality import PARAGRAPH_ARTICLES  # the same slice
 

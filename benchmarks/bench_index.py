@@ -115,7 +115,7 @@ PARAGRAPH_NOISE = 0.5
 @cache
 def paragraph_vectors() -> np.ndarray:
     """The real embeddings of ``paragraph_texts()`` (the default encoder), in that order."""
-    from rag.embed import build_encoder
+    from rag.models.embed import build_encoder
     from rag.settings import Settings
 
     return build_encoder(Settings()).embed(paragraph_texts())  # type: ignore[call-arg]
@@ -146,9 +146,10 @@ def record(source: str, n: int) -> FileRecord:
 
 
 def one_size(n: int, kind: str, n_queries: int) -> dict[str, object]:
-    from rag.embed import build_encoder
-    from rag.evaluate import BatchedQueryEncoder, load_qa
-    from rag.retrieve import HybridRetriever
+    from rag.evaluation.metrics import load_qa
+    from rag.evaluation.run import BatchedQueryEncoder
+    from rag.models.embed import build_encoder
+    from rag.retrieval.hybrid import HybridRetriever
     from rag.settings import Settings
 
     memo_tokenizer()
@@ -420,9 +421,10 @@ def build_only(path: Path, n: int, kind: str, vectors: str = "random") -> dict[s
 
 def query_index(path: Path, n_queries: int) -> dict[str, object]:
     """The index's own share of a query (vectors embedded beforehand), and its parts."""
-    from rag.embed import build_encoder
-    from rag.evaluate import BatchedQueryEncoder, load_qa
-    from rag.retrieve import HybridRetriever
+    from rag.evaluation.metrics import load_qa
+    from rag.evaluation.run import BatchedQueryEncoder
+    from rag.models.embed import build_encoder
+    from rag.retrieval.hybrid import HybridRetriever
     from rag.settings import Settings
 
     index = Index(path)

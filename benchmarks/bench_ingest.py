@@ -34,7 +34,7 @@ from ingest.runner import make_runner
 from rag.settings import Settings
 from rag.store import open_index
 
-# rag.embed (torch, sentence-transformers) is imported inside main(): parse workers are
+# rag.models.embed (torch, sentence-transformers) is imported inside main(): parse workers are
 # spawned and re-import this module, and should not pay for torch.
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -147,7 +147,7 @@ def main() -> None:
             _print(rows)
             return
 
-        from rag.embed import build_encoder, default_encoder_path
+        from rag.models.embed import build_encoder, default_encoder_path
 
         t = time.perf_counter()
         encoder = build_encoder(settings)

@@ -29,9 +29,9 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from rag.embed import build_encoder  # noqa: E402
-from rag.evaluate import load_qa  # noqa: E402
-from rag.retrieve import HybridRetriever  # noqa: E402
+from rag.evaluation.metrics import load_qa  # noqa: E402
+from rag.models.embed import build_encoder  # noqa: E402
+from rag.retrieval.hybrid import HybridRetriever  # noqa: E402
 from rag.settings import Settings  # noqa: E402
 from rag.store import FileRecord, IndexWriter, now_iso, open_index  # noqa: E402
 from rag.types import Chunk, Encoder  # noqa: E402

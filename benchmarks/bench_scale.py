@@ -129,7 +129,7 @@ def bench_store(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 def bench_ingest(args: argparse.Namespace) -> list[dict[str, Any]]:
     from ingest.pipeline import ingest_folder
-    from rag.embed import build_encoder
+    from rag.models.embed import build_encoder
 
     base = Settings(ocr=False)
     encoder = build_encoder(base)  # warm: model loading is not ingestion

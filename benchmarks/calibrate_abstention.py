@@ -29,9 +29,10 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from rag.embed import build_encoder  # noqa: E402
-from rag.evaluate import BatchedQueryEncoder, QAItem, load_qa  # noqa: E402
-from rag.retrieve import HybridRetriever  # noqa: E402
+from rag.evaluation.metrics import QAItem, load_qa  # noqa: E402
+from rag.evaluation.run import BatchedQueryEncoder  # noqa: E402
+from rag.models.embed import build_encoder  # noqa: E402
+from rag.retrieval.hybrid import HybridRetriever  # noqa: E402
 from rag.settings import RetrieverMode, Settings  # noqa: E402
 from rag.store import index_exists, open_index  # noqa: E402
 from rag.types import Encoder  # noqa: E402

@@ -8,7 +8,7 @@ answerable ones, for a sweep of: the cosine threshold and the reader's margin; t
 check (min_support); the support that lets a passage far from the question be answered from
 (confident_support). With --ranking the local decoder also votes on the reader's best spans
 and the F1 / contains of the chosen span is printed for a sweep of the vote's and the
-question overlap's weights (rag.span_scores.rescore), then how many right answers must be
+question overlap's weights (rag.answer.span_scores.rescore), then how many right answers must be
 refused to make the answers given right 95 / 90 / 85 / 80% of the time (``sure_table``).
 
     HF_HUB_OFFLINE=1 PYTHONPATH=. python benchmarks/calibrate_reader.py [--questions 300] [--ranking]
@@ -32,24 +32,24 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from train_reader import TRAIN_ARTICLES, TUNE_ARTICLES  # noqa: E402
 
 from ingest.pipeline import ingest_folder  # noqa: E402
-from rag.chain_read import OVERLAP_WEIGHT, support  # noqa: E402
-from rag.chain_steps import to_sources  # noqa: E402
-from rag.embed import build_encoder  # noqa: E402
-from rag.evaluate import best_over_golds, contains_answer, token_f1  # noqa: E402
-from rag.generate import build_generator  # noqa: E402
-from rag.read import build_reader  # noqa: E402
-from rag.retrieve import build_retriever  # noqa: E402
+from rag.answer.reading import OVERLAP_WEIGHT, support  # noqa: E402
+from rag.answer.span_scores import CANDIDATES, question_overlap, sentence_around, vote_prompt  # noqa: E402
+from rag.answer.steps import to_sources  # noqa: E402
+from rag.answer.verify import mask_injections  # noqa: E402
+from rag.evaluation.metrics import best_over_golds, contains_answer, token_f1  # noqa: E402
+from rag.models.embed import build_encoder  # noqa: E402
+from rag.models.generate import build_generator  # noqa: E402
+from rag.models.span_reader import build_reader  # noqa: E402
+from rag.retrieval.hybrid import build_retriever  # noqa: E402
 from rag.settings import Settings  # noqa: E402
-from rag.span_scores import CANDIDATES, question_overlap, sentence_around, vote_prompt  # noqa: E402
 from rag.store import open_index  # noqa: E402
-from rag.verify import mask_injections  # noqa: E402
 
 
 class Cand(NamedTuple):
     """One of the reader's candidate spans, as recorded for the sweeps."""
 
     margin: float
-    overlap: float  # rag.span_scores.question_overlap
+    overlap: float  # rag.answer.span_scores.question_overlap
     vote: float  # the decoder's (0 without --ranking)
     f1: float
     contains: float
@@ -58,7 +58,7 @@ class Cand(NamedTuple):
     end: int
 
     def score(self, vote_weight: float, overlap_weight: float) -> float:
-        """The ranking of rag.span_scores.rescore, replayed on the recorded vote."""
+        """The ranking of rag.answer.span_scores.rescore, replayed on the recorded vote."""
         return self.margin + vote_weight * self.vote + overlap_weight * self.overlap
 
     def overlaps(self, other: Cand) -> bool:
@@ -71,7 +71,7 @@ class Row:
     cosine: float  # best dense cosine of the retrieved passages
     margin: float  # the reader's best span
     f1: float  # of the reader's best span
-    support: float  # rag.chain_read.support of the best span
+    support: float  # rag.answer.reading.support of the best span
     cands: list[Cand]
 
 
@@ -149,7 +149,7 @@ def main() -> int:
             print(f"{c:6.2f}  {t:6.1f}  " + table(lambda r, c=c, t=t: r.cosine < c or r.margin < t))
     c, t = settings.abstain_threshold, settings.reader_min_margin
     print(f"\nat cosine {c} and margin {t}: refusing also when margin + {OVERLAP_WEIGHT:g} x "
-          "overlap < min_support (rag.chain_read.supported_span)")
+          "overlap < min_support (rag.answer.reading.supported_span)")
     print("min_support  answerable_refused  unanswerable_refused  F1")
     for sup in (0.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0):
         print(f"{sup:11.1f}  " + table(lambda r, s=sup: r.cosine < c or r.margin < t or r.support < s))
@@ -166,7 +166,7 @@ def main() -> int:
         def answered(r: Row) -> bool:
             return not ((r.cosine < c and r.support < conf) or r.margin < t or r.support < sup)
 
-        print("\nranking the reader's candidates (rag.span_scores.rescore) by margin + vote_weight x "
+        print("\nranking the reader's candidates (rag.answer.span_scores.rescore) by margin + vote_weight x "
               "the decoder's vote + overlap_weight x overlap; answerable questions the thresholds "
               "above answer (refusals count 0)")
         print("vote_weight  overlap_weight  F1  contains")

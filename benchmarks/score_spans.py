@@ -29,11 +29,11 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from train_reader import TUNE_ARTICLES  # noqa: E402
 
-from rag.evaluate import best_over_golds, token_f1  # noqa: E402
-from rag.generate import build_generator  # noqa: E402
-from rag.read import DEFAULT_WEIGHTS, build_reader  # noqa: E402
+from rag.answer.span_scores import CANDIDATES, sentence_around, vote_prompt  # noqa: E402
+from rag.evaluation.metrics import best_over_golds, token_f1  # noqa: E402
+from rag.models.generate import build_generator  # noqa: E402
+from rag.models.span_reader import DEFAULT_WEIGHTS, build_reader  # noqa: E402
 from rag.settings import Settings  # noqa: E402
-from rag.span_scores import CANDIDATES, sentence_around, vote_prompt  # noqa: E402
 from rag.text import FUNCTION_WORDS  # noqa: E402
 
 _PREV_NAME = re.compile(r"([A-Z][\w'-]*) $")
@@ -73,7 +73,7 @@ def main() -> int:
         if not spans:
             continue
         widened_f1 += best_over_golds(token_f1, widened(context, spans[0].start, spans[0].end), golds)
-        # The chain's own vote (rag.span_scores): same prompt, one batched pass; the sum
+        # The chain's own vote (rag.answer.span_scores): same prompt, one batched pass; the sum
         # over the reply's tokens (its end-of-turn token included) is the mean times them.
         means = gen.reply_log_probs([vote_prompt(question, sentence_around(context, s)) for s in spans],
                                     [s.text for s in spans])

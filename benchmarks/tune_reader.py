@@ -29,10 +29,10 @@ from dataclasses import dataclass
 import torch
 from squad_sample import load_items  # benchmarks/ is on sys.path when run as a script
 
-from rag.citations import first_line, normalize, says_unknown, strip_markers
-from rag.evaluate import token_f1
-from rag.generate import HFGenerator, build_generator
-from rag.prompt import PLAIN_SYSTEM_PROMPT, PromptStyle, build_prompt
+from rag.answer.citations import first_line, normalize, says_unknown, strip_markers
+from rag.answer.prompt import PLAIN_SYSTEM_PROMPT, PromptStyle, build_prompt
+from rag.evaluation.metrics import token_f1
+from rag.models.generate import HFGenerator, build_generator
 from rag.settings import Settings
 from rag.types import DecodingParams, Source
 

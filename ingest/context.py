@@ -18,8 +18,8 @@ import re
 from collections import Counter
 from pathlib import PurePosixPath
 
-from rag.keywords import split_years
-from rag.statements import page_statements
+from rag.retrieval.statements import page_statements
+from rag.store.terms import split_years
 from rag.types import HEADER_SEP, ParsedDocument
 
 #: Header length cap in characters (~40 tokens), so the passage keeps the encoder's budget.
@@ -40,7 +40,7 @@ def document_header(doc: ParsedDocument) -> str:
     stem = PurePosixPath(doc.source).stem
     # "3M_2018_10K" -> "3M 2018 10K"; "AMCOR_2023Q2_10Q" -> "AMCOR 2023 Q2 10Q" (letters
     # glued to years are split, so "2023" matches a question's "FY2023" after the same
-    # split on the query side; see rag.keywords).
+    # split on the query side; see rag.store.terms).
     words = re.sub(r"[_\-.]+", " ", stem)
     words = split_years(" ".join(words.split()))
     # A name without letters ("0003.txt", "2019-04.pdf") says nothing about the

@@ -84,7 +84,7 @@ def read_pdf(
         raise
     except PdfError as pdfium_error:
         try:
-            return _read_pypdf(data, warnings, page_range)
+            return read_pypdf(data, warnings, page_range)
         except PdfPasswordError:
             raise
         except PdfError:
@@ -185,7 +185,7 @@ def _clean_title(title: str) -> str:
     return title.removeprefix("Microsoft Word - ")[:200]
 
 
-def _read_pypdf(
+def read_pypdf(
     data: bytes, warnings: list[str], page_range: tuple[int, int] | None = None
 ) -> PdfText:
     from pypdf import PdfReader

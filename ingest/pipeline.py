@@ -21,7 +21,6 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 
 import numpy as np
 
@@ -35,16 +34,16 @@ from ingest.runner import SerialRunner, StageRunner, make_runner
 from ingest.scan import Candidate, check_corpus_dir, scan_folder
 from ingest.split import effective_sizes, split_document
 from ingest.summary import IngestSummary, ProgressFn
-from rag.lazy_encoder import LazyEncoder, encoder_name
-from rag.settings import Settings
+from ingest.transaction import Transaction, trusted_mtime
+from rag.models.lazy_encoder import LazyEncoder
+from rag.settings import Settings, encoder_name
 from rag.store import (
     FileRecord,
-    IndexWriter,
     StoreError,
     check_encoder,
     now_iso,
 )
-from rag.store.backends import open_writer, store_exists, store_manifest
+from rag.store.backends import store_exists, store_manifest
 from rag.text import file_sha256, printable
 from rag.types import Chunk, Encoder
 
@@ -57,11 +56,6 @@ CHECKPOINT_S = 600.0
 _BATCHES_PER_FLUSH = 8
 
 
-#: A file modified this close to when it was read may change again within the same mtime
-#: tick: its stat is not trusted next time (it is hashed).
-_RACY_NS = 2_000_000_000
-
-
 _RESTAT_FILES = 64
 _RESTAT_BYTES = 64 << 20
 
@@ -70,54 +64,11 @@ def _stat_matches(rec: FileRecord, c: Candidate) -> bool:
     return rec.mtime_ns != 0 and rec.size == c.size and rec.mtime_ns == c.mtime_ns
 
 
-def _trusted_mtime(c: Candidate) -> int:
-    return 0 if time.time_ns() - c.mtime_ns < _RACY_NS else c.mtime_ns
-
-
 def _sha256_or_none(path: Path) -> str | None:
     try:
         return file_sha256(path)
     except OSError:
         return None
-
-
-# --- the write transaction, with checkpoints -------------------------------------------
-
-
-class _Transaction:
-    """An IndexWriter that can commit a checkpoint and carry on in a fresh generation."""
-
-    def __init__(self, index_dir: Path, writer_args: dict[str, object], rebuild: bool,
-                 settings: Settings) -> None:
-        self.index_dir = index_dir
-        self.writer_args = writer_args
-        self.settings = settings  # RAG_STORE: the FAISS folder or a Milvus server
-        self.writer = self._open(rebuild)
-        self.dirty = rebuild or not store_exists(settings, index_dir)
-        self.commits = 0
-
-    def _open(self, rebuild: bool) -> IndexWriter:
-        w: IndexWriter = open_writer(self.settings, self.index_dir, rebuild=rebuild, **self.writer_args)
-        w.__enter__()
-        return w
-
-    def commit(self, reopen: bool) -> None:
-        if reopen:
-            # Keeps the lock across the checkpoint: no other writer can slip in between.
-            self.writer.checkpoint()
-        else:
-            self.writer.commit()
-            self.writer.__exit__(None, None, None)
-        self.commits += 1
-        self.dirty = False
-
-    def __enter__(self) -> _Transaction:
-        return self
-
-    def __exit__(
-        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.writer.__exit__(et, ev, tb)  # discards uncommitted work
 
 
 # --- ingest_folder ---------------------------------------------------------------------
@@ -146,7 +97,7 @@ def ingest_folder(
     if encoder is None:
         recorded = _known_encoder(settings, index_dir, rebuild)
         if recorded is None:  # a new index, or another encoder: its figures come from the model
-            from rag.embed import build_encoder  # deferred: loads torch and the model
+            from rag.models.embed import build_encoder  # deferred: loads torch and the model
 
             encoder = build_encoder(settings)
         else:  # loaded only when something needs embedding: an unchanged re-run never does
@@ -167,7 +118,7 @@ def ingest_folder(
         chunk_tokens=size, chunk_overlap=overlap, index_kind=settings.index_kind,
         hnsw_m=settings.hnsw_m, corpus_root=str(corpus),
     )
-    with _Transaction(index_dir, writer_args, rebuild, settings) as txn:
+    with Transaction(index_dir, writer_args, rebuild, settings) as txn:
         known = txn.writer.files()
         present = {c.source for c in candidates}
         for source in sorted(set(known) - present):
@@ -184,7 +135,7 @@ def ingest_folder(
                 summary.files_unchanged += 1
                 # Touched (or indexed before stats were kept) but unchanged: record its
                 # stat so the next run skips it; a file still being written waits.
-                if (mtime := _trusted_mtime(c)) != 0:
+                if (mtime := trusted_mtime(c)) != 0:
                     txn.writer.set_file_stat(c.source, c.size, mtime)
                     restat.append(c)
             else:
@@ -239,7 +190,7 @@ class _Pending:
 def _ingest_files(
     todo: list[Candidate],
     known: dict[str, FileRecord],
-    txn: _Transaction,
+    txn: Transaction,
     encoder: Encoder,
     settings: Settings,
     size: int,
@@ -321,7 +272,7 @@ def _ingest_files(
         c = stat[out.source]
         record = FileRecord(source=out.source, sha256=out.sha256, pages=len(out.document.pages),
                             chunks=len(chunks), added_at=now_iso(), size=c.size,
-                            mtime_ns=_trusted_mtime(c))
+                            mtime_ns=trusted_mtime(c))
         pending.files.append((record, chunks))
         pending.n_chunks += len(chunks)
         split_total += len(chunks)
@@ -372,7 +323,7 @@ def remove_documents(
             chunk_tokens=m.chunk_tokens, chunk_overlap=m.chunk_overlap, index_kind=m.index_kind,
             hnsw_m=settings.hnsw_m, corpus_root=m.corpus_root or str(corpus),
         )
-        with _Transaction(index_dir, writer_args, False, settings) as txn:
+        with Transaction(index_dir, writer_args, False, settings) as txn:
             known = txn.writer.files()
             for source, _ in targets:
                 if source in known:

@@ -37,14 +37,15 @@ from ingest.load import ParseOutcome, failed_job, parse_job
 from ingest.parse_plan import limits
 from ingest.runner import Limits, make_runner
 from ingest.split import split_document
+from ingest.transaction import trusted_mtime
 from rag.settings import Settings
 from rag.store import FileRecord, now_iso
 from rag.types import Chunk, Encoder
 
 if TYPE_CHECKING:
-    from ingest.pipeline import _Transaction
     from ingest.scan import Candidate
     from ingest.summary import IngestSummary, ProgressFn
+    from ingest.transaction import Transaction
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,7 @@ def encoder_factory(settings: Settings, given: Encoder | None) -> EncoderFactory
         return lambda: given
 
     def build() -> Encoder:
-        from rag.embed import build_encoder
+        from rag.models.embed import build_encoder
 
         return build_encoder(settings)
 
@@ -172,7 +173,7 @@ class _Embed:
 # --- the driver -------------------------------------------------------------------------
 
 
-def _embed_plan(ray: Any, settings: Settings) -> tuple[int, float]:
+def embed_plan(ray: Any, settings: Settings) -> tuple[int, float]:
     """(embedding actors, GPUs per actor)."""
     gpus = int(ray.cluster_resources().get("GPU", 0))
     nodes = sum(1 for n in ray.nodes() if n.get("Alive"))
@@ -186,7 +187,7 @@ def _rows(ray: Any, todo: list[Candidate], settings: Settings, factory: EncoderF
     ctx = ray.data.DataContext.get_current()
     ctx.execution_options.preserve_order = True  # files come back in scan order
     ctx.enable_progress_bars = False
-    actors, gpus = _embed_plan(ray, settings)
+    actors, gpus = embed_plan(ray, settings)
     log.info("ray: %d files, %d embedding actors (%s GPU each)", len(todo), actors, gpus)
     items = [{"order": i, "path": str(c.path), "source": c.source, "ocr": settings.ocr}
              for i, c in enumerate(todo)]
@@ -206,7 +207,7 @@ def _rows(ray: Any, todo: list[Candidate], settings: Settings, factory: EncoderF
 def ingest_files_ray(
     todo: list[Candidate],
     known: dict[str, FileRecord],
-    txn: _Transaction,
+    txn: Transaction,
     encoder: Encoder | None,
     settings: Settings,
     size: int,
@@ -216,7 +217,6 @@ def ingest_files_ray(
     checkpoint_s: float,
 ) -> None:
     """``ingest.pipeline._ingest_files`` on Ray: the same effects on ``txn`` and ``summary``."""
-    from ingest.pipeline import _trusted_mtime
 
     if not todo:
         return
@@ -254,7 +254,7 @@ def ingest_files_ray(
         c = stat[source]
         record = FileRecord(source=source, sha256=str(r["sha256"]), pages=int(r["pages"]),
                             chunks=len(chunks), added_at=now_iso(), size=c.size,
-                            mtime_ns=_trusted_mtime(c))
+                            mtime_ns=trusted_mtime(c))
         t = time.perf_counter()
         txn.writer.add_file(record, chunks, np.stack([v for _, v in pairs]))
         txn.dirty = True

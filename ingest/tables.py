@@ -12,7 +12,7 @@ headers it sits under::
     Austria | Population (millions): 8.9 | Area (km2): 83,879 | Capital: Vienna | ...
 
 so "What is the capital of Austria?" finds its answer next to "Austria" and "Capital" in
-one line (see :mod:`rag.lookup`), for BM25, the encoder and the reader alike. Text that is
+one line (see :mod:`rag.answer.lookup`), for BM25, the encoder and the reader alike. Text that is
 not a table is left exactly as PDFium wrote it.
 
 Cost: two character-box calls per word (first and last character), about as much again as

@@ -115,8 +115,8 @@ class Settings(BaseSettings):
     # --- reader ------------------------------------------------------------------------
     reader: bool = Field(
         True,
-        description="Extractive reader (rag/read.py) finds the answer span the decoder must agree "
-        "with; false = the decoder alone reads the passages.",
+        description="Extractive reader (rag/models/span_reader.py) finds the answer span the decoder "
+        "must agree with; false = the decoder alone reads the passages.",
     )
     # Picked with abstain_threshold, above.
     reader_min_margin: float = Field(
@@ -125,7 +125,7 @@ class Settings(BaseSettings):
         "do not say.",
     )
     # Picked with the two above on the tuning articles (benchmarks/calibrate_reader.py
-    # --questions 250; overlap weight 10, rag.chain_read). Third reader: 0 / 5 / 7 / 8 refused
+    # --questions 250; overlap weight 10, rag.answer.reading). Third reader: 0 / 5 / 7 / 8 refused
     # 95.2 / 95.6 / 96.8 / 97.2% of the questions about other articles and 10.0 / 10.4 / 11.2
     # / 12.4% of the answerable ones (F1 67.5 / 67.5 / 67.1 / 66.3); with
     # reader_confident_support, below, 7 refuses 8.8% of the answerable ones.
@@ -259,7 +259,7 @@ class Settings(BaseSettings):
     @classmethod
     def _known_device(cls, value: str) -> str:
         # Checked here, without importing torch, so a typo fails before any model loads
-        # (rag.device checks later that the device is really there).
+        # (rag.models.device checks later that the device is really there).
         if not _DEVICE.match(value):
             raise ValueError("allowed values are 'auto', 'cpu', 'cuda', 'cuda:N', 'mps'")
         return value
@@ -328,3 +328,11 @@ def describe_error(error: ValueError) -> str:
         parts.append(f"{field}={e.get('input')!r} (RAG_{field.upper()}): {msg}"
                      if e.get("loc") else msg)
     return "; ".join(parts)
+
+
+def encoder_name(settings: Settings) -> str:
+    """The name the configured encoder records in an index, without loading it."""
+    # Named by the model, not the install path, so an index stays valid across venvs.
+    if settings.encoder_model == DEFAULT_MODEL:
+        return "sentence-transformers/all-MiniLM-L6-v2"
+    return settings.encoder_model

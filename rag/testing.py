@@ -14,10 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.read import Span
 from rag.store import FileRecord, IndexWriter
 from rag.text import content_words, sentence_spans
-from rag.types import Chunk, DecodingParams, Encoder, FloatArray
+from rag.types import Chunk, DecodingParams, Encoder, FloatArray, Span
 
 _WORD = re.compile(r"\w+|[^\w\s]", re.UNICODE)
 
@@ -54,7 +53,7 @@ class FakeGenerator:
     """Answers by echoing the first sentence of passage [1] of the prompt, citing it.
 
     It reads the prompt the chain built (the last user message, in the layout of
-    ``rag.prompt.format_passage``), so tests see that passages reached the decoder.
+    ``rag.answer.prompt.format_passage``), so tests see that passages reached the decoder.
     ``script`` replaces that behaviour with a fixed reply (streamed word by word).
     """
 
@@ -93,7 +92,7 @@ class FakeGenerator:
 
 
 class FakeReader:
-    """A deterministic stand-in for :class:`rag.read.SpanReader`.
+    """A deterministic stand-in for :class:`rag.models.span_reader.SpanReader`.
 
     ``answers`` maps a question to the answer text it should find: where that text occurs
     in a passage, it is the span there (margin 5). Otherwise each sentence sharing content

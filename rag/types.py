@@ -145,7 +145,7 @@ class Answer:
 class Encoder(Protocol):
     """Turns texts into unit-length vectors; also the token counter the splitter uses."""
 
-    # Read-only here, so an encoder that learns them lazily (rag.lazy_encoder) fits.
+    # Read-only here, so an encoder that learns them lazily (rag.models.lazy_encoder) fits.
     @property
     def name(self) -> str: ...  # recorded in the index manifest
 
@@ -190,3 +190,24 @@ class DecodingParams:
     top_k: int = 50
     top_p: float = 0.95
     repetition_penalty: float = 1.0
+
+
+@dataclass(frozen=True)
+class Span:
+    """A candidate answer: characters [start, end) of passage ``passage``."""
+
+    passage: int
+    start: int
+    end: int
+    text: str
+    score: float  # start + end logit
+    null_score: float  # the window's "no answer" logit sum ([CLS] start + end)
+    #: "" for the reader's spans; what a looked-up answer is ("cell", "toc", "title",
+    #: "document": see rag.answer.lookup). A "document" span's text is the file name, not
+    #: passage[start:end] (the sentence that shows what the document says).
+    kind: str = ""
+
+    @property
+    def margin(self) -> float:
+        """How much more the model believes this span than "no answer here"."""
+        return self.score - self.null_score

@@ -13,7 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-from rag.chain import ABSTAIN_TEXT, Done, RagChain, Retrieved, Token, build_chain
+from rag.answer.build import build_chain
+from rag.answer.chain import ABSTAIN_TEXT, Done, RagChain, Retrieved, Token
 from rag.settings import Settings
 from rag.text import printable
 from rag.types import Answer, Source

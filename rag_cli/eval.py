@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from rag.evaluate import EvalReport, QAItem
+    from rag.evaluation.metrics import QAItem
+    from rag.evaluation.run import EvalReport
     from rag.settings import Settings
 
 # Keep this module light: `rag --help` imports it. Models load in run().
@@ -54,7 +55,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
 
-    from rag.evaluate import QAFormatError, load_qa
+    from rag.evaluation.metrics import QAFormatError, load_qa
     from rag_cli.common import index_error, settings_from_flags
 
     if args.k < 1:
@@ -98,9 +99,9 @@ def _evaluate(settings: Settings, index_dir: Path, items: Sequence[QAItem],
               args: argparse.Namespace) -> tuple[EvalReport, float]:
     from tqdm import tqdm
 
-    from rag.embed import build_encoder
-    from rag.evaluate import AnswerFn, BatchedQueryEncoder, run_eval
-    from rag.retrieve import build_retriever
+    from rag.evaluation.run import AnswerFn, BatchedQueryEncoder, run_eval
+    from rag.models.embed import build_encoder
+    from rag.retrieval.hybrid import build_retriever
     from rag.store.backends import open_reader
 
     encoder = build_encoder(settings)
@@ -112,7 +113,7 @@ def _evaluate(settings: Settings, index_dir: Path, items: Sequence[QAItem],
         retriever.k = args.k
         answer: AnswerFn | None = None
         if args.answers:
-            from rag.chain import build_chain  # type: ignore[import-not-found]
+            from rag.answer.build import build_chain  # type: ignore[import-not-found]
 
             # Shares ``index`` (open_index hands out one loaded view per index and
             # process) instead of loading a second copy.

@@ -18,7 +18,7 @@ Layout written (corpus roots are the ``docs/`` folders, so QA files are never in
     tests/data/squad_ref/           500 reference predictions + gold answers (scorer test)
 
 ``--check-scorer`` also scores the official reference predictions on the full dev set with
-rag.evaluate's SQuAD EM/F1 (expected: BERT ensemble 86.2 / 92.2, logistic regression
+rag.evaluation.metrics's SQuAD EM/F1 (expected: BERT ensemble 86.2 / 92.2, logistic regression
 40.1 / 51.0) and writes tests/data/squad_ref/expected.json from the subset.
 """
 
@@ -256,7 +256,7 @@ def build_reference_subset(articles: list[dict[str, Any]], shared: Path, out: Pa
 
 def check_scorer(articles: list[dict[str, Any]], shared: Path, out: Path) -> None:
     sys.path.insert(0, str(ROOT))
-    from rag.evaluate import squad_scores
+    from rag.evaluation.metrics import squad_scores
 
     ref = shared / "squad_v1.1" / "reference_predictions"
     golds = {qa["id"]: [a["text"] for a in qa["answers"]]

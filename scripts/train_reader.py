@@ -1,4 +1,4 @@
-"""Train the extractive reader (rag/read.py) and write rag/weights/reader.safetensors.
+"""Train the extractive reader (rag/models/span_reader.py) and write rag/models/weights/reader.safetensors.
 
     python scripts/train_reader.py [--squad ../shared/evaldata/squad_v1.1/dev-v1.1.json]
 
@@ -38,9 +38,9 @@ from safetensors.torch import save_file
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from rag.embed import default_encoder_path  # noqa: E402
-from rag.evaluate import best_over_golds, token_f1  # noqa: E402
-from rag.read import (  # noqa: E402
+from rag.evaluation.metrics import best_over_golds, token_f1  # noqa: E402
+from rag.models.embed import default_encoder_path  # noqa: E402
+from rag.models.span_reader import (  # noqa: E402
     DEFAULT_WEIGHTS,
     MAX_LENGTH,
     READER_FORMAT,

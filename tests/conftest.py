@@ -51,6 +51,6 @@ def fake_encoder() -> FakeEncoder:
 
 @pytest.fixture(scope="session")
 def real_encoder() -> Iterator[object]:
-    from rag.embed import build_encoder
+    from rag.models.embed import build_encoder
 
     yield build_encoder(Settings())

@@ -101,7 +101,7 @@ def main() -> None:
 
         gen = FakeGenerator()
     else:
-        from rag.generate import build_generator
+        from rag.models.generate import build_generator
         from rag.settings import Settings
 
         gen = build_generator(Settings())

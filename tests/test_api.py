@@ -1,7 +1,7 @@
 """The HTTP API through the clients users' programs use: plain HTTP, OpenAI's, LangChain's.
 
 The real server (uvicorn, on a free 127.0.0.1 port) with the fake models of rag.testing;
-everything else is real: uploads, ingestion jobs, the on-disk index and rag.chain.
+everything else is real: uploads, ingestion jobs, the on-disk index and rag.answer.chain.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from openai import OpenAI
 
 from api.app import create_app
 from api.testing import RunningServer, serve_in_thread, wait_for_job
-from rag.chain import ABSTAIN_TEXT
+from rag.answer.chain import ABSTAIN_TEXT
 from rag.settings import Settings
 from rag.testing import FakeEncoder, FakeGenerator
 

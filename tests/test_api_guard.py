@@ -20,7 +20,7 @@ from pydantic import SecretStr
 from api.app import create_app
 from api.service import LockedEncoder
 from api.testing import RunningServer, serve_in_thread, wait_for_job
-from rag.chain import ABSTAIN_TEXT
+from rag.answer.chain import ABSTAIN_TEXT
 from rag.settings import Settings, is_loopback
 from rag.testing import FakeEncoder, FakeGenerator, write_index
 from rag.types import DecodingParams

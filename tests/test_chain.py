@@ -6,17 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from rag.chain import (
-    ABSTAIN_TEXT,
-    UNGROUNDED_TEXT,
-    ChainEvent,
-    Done,
-    RagChain,
-    Retrieved,
-    Token,
-    build_chain,
-)
-from rag.chain_steps import decoding_params, is_follow_up, search_query
+from rag.answer.build import build_chain
+from rag.answer.chain import ABSTAIN_TEXT, UNGROUNDED_TEXT, ChainEvent, Done, RagChain, Retrieved, Token
+from rag.answer.steps import decoding_params, is_follow_up, search_query
 from rag.settings import Settings
 from rag.testing import FakeEncoder, FakeGenerator, write_index
 from rag.types import DecodingParams

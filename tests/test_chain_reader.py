@@ -13,7 +13,8 @@ import pytest
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage
 
-from rag.chain import ABSTAIN_TEXT, Done, RagChain, Retrieved, Token, build_chain
+from rag.answer.build import build_chain
+from rag.answer.chain import ABSTAIN_TEXT, Done, RagChain, Retrieved, Token
 from rag.settings import Settings
 from rag.testing import FakeEncoder, FakeGenerator, FakeReader, write_index
 
@@ -132,12 +133,12 @@ def test_astream_and_astream_events_yield_tokens(settings: Settings, index_dir: 
 
 
 def test_reader_spans_are_whole_words() -> None:
-    from rag.read import _whole_words
+    from rag.models.span_reader import whole_words
 
     text = "Population 273.879.750 and 83,190,556 people"
-    a, b = _whole_words(text, 11, 18)  # "273.879": the word pieces of a longer number
+    a, b = whole_words(text, 11, 18)  # "273.879": the word pieces of a longer number
     assert text[a:b] == "273.879.750"
-    a, b = _whole_words(text, 28, 32)
+    a, b = whole_words(text, 28, 32)
     assert text[a:b] == "83,190,556"
 
 

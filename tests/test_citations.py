@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rag.citations import cite, first_line, normalize, parse_markers, says_unknown, strip_markers
+from rag.answer.citations import cite, first_line, normalize, parse_markers, says_unknown, strip_markers
 from rag.types import Source
 
 SOURCES = [

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from rag.chain import ABSTAIN_TEXT, RagChain, build_chain
+from rag.answer.build import build_chain
+from rag.answer.chain import ABSTAIN_TEXT, RagChain
 from rag.settings import Settings
 from rag.testing import FakeEncoder, FakeGenerator, write_index
 from rag_cli import ask as cli_ask

@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
-import rag.chain
-import rag.embed
+import rag.answer.build
+import rag.answer.chain
+import rag.models.embed
 from ingest.pipeline import ingest_folder
 from rag.settings import Settings
 from rag.testing import FakeEncoder, FakeGenerator, FakeReader
@@ -48,7 +49,7 @@ def fake_index(env: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> dict[st
     encoder = FakeEncoder()
     settings = _settings(env["index"])
     ingest_folder(env["corpus"], env["index"], settings, encoder=encoder)
-    monkeypatch.setattr(rag.embed, "build_encoder", lambda settings: encoder)
+    monkeypatch.setattr(rag.models.embed, "build_encoder", lambda settings: encoder)
     return env
 
 
@@ -93,13 +94,13 @@ def test_limit_retriever_and_k_flags(fake_index: dict[str, Path],
 def test_answers_are_scored_through_the_chain(fake_index: dict[str, Path],
                                               capsys: pytest.CaptureFixture[str],
                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    real_build = rag.chain.build_chain
+    real_build = rag.answer.build.build_chain
 
-    def build(settings: Settings, index_dir: Path, **kw: Any) -> rag.chain.RagChain:
+    def build(settings: Settings, index_dir: Path, **kw: Any) -> rag.answer.chain.RagChain:
         return real_build(settings, index_dir, encoder=kw.get("encoder"),
                           generator=FakeGenerator(), reader=FakeReader())
 
-    monkeypatch.setattr(rag.chain, "build_chain", build)
+    monkeypatch.setattr(rag.answer.build, "build_chain", build)
     out = _json(capsys, "--index", str(fake_index["index"]), "--qa", str(fake_index["qa"]),
                 "--answers", "--limit", "10")
     assert {"em", "f1", "contains", "abstained", "confidently_wrong"} <= set(out)
@@ -142,7 +143,7 @@ def test_index_built_with_another_encoder_is_refused(
 ) -> None:
     settings = _settings(env["index"])
     ingest_folder(env["corpus"], env["index"], settings, encoder=FakeEncoder(dimension=32))
-    monkeypatch.setattr(rag.embed, "build_encoder", lambda settings: FakeEncoder(dimension=64))
+    monkeypatch.setattr(rag.models.embed, "build_encoder", lambda settings: FakeEncoder(dimension=64))
     assert _run("--index", str(env["index"]), "--qa", str(env["qa"])) == 1
     assert "error:" in capsys.readouterr().err
 
@@ -154,7 +155,7 @@ def test_real_encoder_end_to_end(env: dict[str, Path], real_encoder: Any,
     settings = _settings(env["index"])
     ingest_folder(env["corpus"], env["index"], settings, encoder=real_encoder)
     # The session's encoder, so the model loads once; build_encoder itself is what it calls.
-    monkeypatch.setattr(rag.embed, "build_encoder", lambda settings: real_encoder)
+    monkeypatch.setattr(rag.models.embed, "build_encoder", lambda settings: real_encoder)
     out = _json(capsys, "--index", str(env["index"]), "--qa", str(env["qa"]), "--limit", "40")
     assert out["n"] == 40
     assert out["hit@5"] >= 0.95

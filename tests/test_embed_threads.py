@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from ingest.split import split_document
-from rag.embed import SentenceTransformerEncoder
+from rag.models.embed import SentenceTransformerEncoder
 from rag.types import Page, ParsedDocument
 
 pytestmark = pytest.mark.real

@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 from langchain_core.documents import Document
 
-from rag.evaluate import (
-    BatchedQueryEncoder,
+from rag.evaluation.metrics import (
     QAFormatError,
     QAItem,
     Relevant,
@@ -23,10 +22,10 @@ from rag.evaluate import (
     normalize_answer,
     reciprocal_rank,
     relevant_ranks,
-    run_eval,
     squad_scores,
     token_f1,
 )
+from rag.evaluation.run import BatchedQueryEncoder, run_eval
 from rag.testing import FakeEncoder
 
 REPO = Path(__file__).resolve().parent.parent
@@ -109,8 +108,8 @@ def test_normalize_answer() -> None:
 
 
 def test_answer_checks_drop_punctuation_outside_ascii_but_the_metric_does_not() -> None:
+    from rag.answer.verify import supported
     from rag.text import normalize_text
-    from rag.verify import supported
 
     passage = "Is there a difference between this text and some nonsense like “Huardest gefburn”?"
     assert normalize_text(passage).endswith("nonsense like huardest gefburn")
@@ -309,7 +308,7 @@ def test_the_shipped_reader_never_trained_on_an_article_an_evaluation_asks_about
     # committed paragraph corpus maps every SQuAD question id to its article.
     from safetensors import safe_open
 
-    from rag.read import DEFAULT_WEIGHTS
+    from rag.models.span_reader import DEFAULT_WEIGHTS
 
     def slug(title: str) -> str:  # "Fresno,_California" is folder Fresno_California
         return re.sub(r"[^A-Za-z0-9]", "", title)

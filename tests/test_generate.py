@@ -8,16 +8,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from rag import generate
-from rag.device import resolve_device
-from rag.generate import (
-    _cache_usable,
-    _write_cache,
+from rag.models import generate
+from rag.models.device import resolve_device
+from rag.models.generate import (
+    cache_usable,
     decoder_source,
     default_decoder_source,
     gguf_cache_dir,
     gguf_cache_key,
     prune_cache,
+    write_cache,
 )
 from rag.settings import Settings
 
@@ -84,15 +84,15 @@ class _Saver:
 
 def test_cache_written_aside_then_renamed(tmp_path: Path) -> None:
     entry = tmp_path / "cache" / "m-key"
-    _write_cache(entry, _Saver(), _Saver())
-    assert _cache_usable(entry)
+    write_cache(entry, _Saver(), _Saver())
+    assert cache_usable(entry)
     assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["m-key"]
 
 
 def test_crash_mid_write_leaves_no_entry(tmp_path: Path) -> None:
     entry = tmp_path / "cache" / "m-key"
     with pytest.raises(OSError, match="disk full"):
-        _write_cache(entry, _Saver(fail=True), _Saver())
+        write_cache(entry, _Saver(fail=True), _Saver())
     assert not entry.exists()
     assert list((tmp_path / "cache").iterdir()) == []  # the aside folder was cleaned up
 
@@ -108,7 +108,7 @@ def test_stale_converted_decoders_are_pruned(tmp_path: Path) -> None:
 
     def entry(name: str, source: Path | None) -> Path:
         e = cache / name
-        _write_cache(e, _Saver(), _Saver(), source)
+        write_cache(e, _Saver(), _Saver(), source)
         return e
 
     keep = entry(gguf_cache_dir(cache, gguf).name, gguf)
@@ -124,11 +124,11 @@ def test_stale_converted_decoders_are_pruned(tmp_path: Path) -> None:
     assert sorted(removed) == sorted([same_file_before, removed_install, unrecorded])
     assert sorted(p.name for p in cache.iterdir()) == sorted(
         [keep.name, other_install.name, other_model.name, "onnx"])
-    assert _cache_usable(keep) and _cache_usable(other_install)
+    assert cache_usable(keep) and cache_usable(other_install)
 
 
 def test_entry_without_marker_is_not_used(tmp_path: Path) -> None:
     entry = tmp_path / "m-key"
     entry.mkdir()
     (entry / "model.safetensors").write_bytes(b"half written")
-    assert not _cache_usable(entry)
+    assert not cache_usable(entry)

@@ -16,8 +16,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import rag.embed
-from rag.chain import RagChain, build_chain
+import rag.models.embed
+from rag.answer.build import build_chain
+from rag.answer.chain import RagChain
 from rag.settings import Settings
 from rag.testing import FakeEncoder, FakeGenerator
 from rag_cli import ask as cli_ask
@@ -27,7 +28,7 @@ from rag_cli.main import main
 @pytest.fixture(autouse=True)
 def fakes(monkeypatch: pytest.MonkeyPatch) -> None:
     enc = FakeEncoder()
-    monkeypatch.setattr(rag.embed, "build_encoder", lambda settings: enc)
+    monkeypatch.setattr(rag.models.embed, "build_encoder", lambda settings: enc)
 
     def fake_chain(settings: Settings, index_dir: Path) -> RagChain:
         return build_chain(settings, index_dir, encoder=enc, generator=FakeGenerator())

@@ -12,8 +12,9 @@ from pathlib import Path
 import hostile
 import pytest
 
-import rag.embed
-from rag.chain import RagChain, build_chain
+import rag.models.embed
+from rag.answer.build import build_chain
+from rag.answer.chain import RagChain
 from rag.settings import Settings
 from rag.store import open_index
 from rag.testing import FakeEncoder, FakeGenerator
@@ -21,13 +22,13 @@ from rag_cli import ask as cli_ask
 from rag_cli.main import main
 
 #: The checkout whose code is under test (subprocesses import it from there).
-ROOT = Path(rag.embed.__file__).resolve().parents[1]
+ROOT = Path(rag.models.embed.__file__).resolve().parents[2]
 ENCODER = FakeEncoder()
 
 
 @pytest.fixture(autouse=True)
 def fakes(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(rag.embed, "build_encoder", lambda settings: ENCODER)
+    monkeypatch.setattr(rag.models.embed, "build_encoder", lambda settings: ENCODER)
 
     def fake_chain(settings: Settings, index_dir: Path) -> RagChain:
         return build_chain(settings, index_dir, encoder=ENCODER, generator=FakeGenerator())
@@ -182,8 +183,8 @@ def test_no_progress_is_quiet(tmp_path: Path) -> None:
     corpus = tmp_path / "c"
     corpus.mkdir()
     (corpus / "a.txt").write_text("The Eiffel Tower was completed in 1889.")
-    code = ("import sys, rag.embed, rag.testing\n"
-            "rag.embed.build_encoder = lambda settings: rag.testing.FakeEncoder()\n"
+    code = ("import sys, rag.models.embed, rag.testing\n"
+            "rag.models.embed.build_encoder = lambda settings: rag.testing.FakeEncoder()\n"
             "from rag_cli.main import main\n"
             "sys.exit(main(sys.argv[1:]))\n")
     r = subprocess.run([sys.executable, "-c", code, "ingest", str(corpus), "--index",

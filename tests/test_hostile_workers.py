@@ -19,15 +19,15 @@ from pathlib import Path
 import hostile
 import pytest
 
-import rag.embed
+import rag.models.embed
 
 #: The checkout whose code is under test (subprocesses import it from there).
-ROOT = Path(rag.embed.__file__).resolve().parents[1]
+ROOT = Path(rag.models.embed.__file__).resolve().parents[2]
 
 # `rag ingest` with the fake encoder, in a process of its own (so it can be killed).
 FAKE_INGEST = (
-    "import sys, rag.embed, rag.testing\n"
-    "rag.embed.build_encoder = lambda settings: rag.testing.FakeEncoder()\n"
+    "import sys, rag.models.embed, rag.testing\n"
+    "rag.models.embed.build_encoder = lambda settings: rag.testing.FakeEncoder()\n"
     "from rag_cli.main import main\n"
     "sys.exit(main(['ingest', *sys.argv[1:]]))\n"
 )

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-import rag.embed
+import rag.models.embed
 from rag.settings import Settings
 from rag.store import IndexWriter
 from rag.testing import FakeEncoder
@@ -24,7 +24,7 @@ PDFS = Path(__file__).parent / "data" / "pdfs"
 @pytest.fixture(autouse=True)
 def fake_encoder(monkeypatch: pytest.MonkeyPatch) -> FakeEncoder:
     enc = FakeEncoder()
-    monkeypatch.setattr(rag.embed, "build_encoder", lambda settings: enc)
+    monkeypatch.setattr(rag.models.embed, "build_encoder", lambda settings: enc)
     monkeypatch.setenv("RAG_PARSE_WORKERS", "1")
     return enc
 

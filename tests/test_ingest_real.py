@@ -21,7 +21,7 @@ from transformers import AutoTokenizer
 
 from ingest.pipeline import ingest_folder
 from ingest.tables import linearize_tables
-from rag.embed import SentenceTransformerEncoder, build_encoder, default_encoder_path
+from rag.models.embed import SentenceTransformerEncoder, build_encoder, default_encoder_path
 from rag.settings import Settings
 from rag.store import Index, open_index
 from rag.types import Chunk

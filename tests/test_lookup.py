@@ -1,9 +1,9 @@
-"""Answers looked up by structure (rag.lookup): table cells by the row and heading a
+"""Answers looked up by structure (rag.answer.lookup): table cells by the row and heading a
 question names, contents entries, a document's title, which document says something."""
 
 from __future__ import annotations
 
-from rag.lookup import document_lookup, lookup, statement
+from rag.answer.lookup import document_lookup, lookup, statement
 from rag.types import Source
 
 EU = (

@@ -16,12 +16,12 @@ from pypdf import PdfReader, PdfWriter
 from ingest.context import chunk_headers, document_header
 from ingest.load import NO_TEXT_LAYER, parse_file
 from ingest.pipeline import ingest_folder
-from rag.chain_steps import to_sources
-from rag.keywords import keyword_text, query_keywords
-from rag.retrieve import HybridRetriever, one_per_page
+from rag.answer.steps import to_sources
+from rag.retrieval.hybrid import HybridRetriever, one_per_page
+from rag.retrieval.statements import page_statements, question_statements
 from rag.settings import Settings
-from rag.statements import page_statements, question_statements
 from rag.store import Index, open_index
+from rag.store.terms import keyword_text, query_keywords
 from rag.testing import FakeEncoder
 from rag.types import HEADER_SEP, Chunk, Page, ParsedDocument
 
@@ -421,8 +421,8 @@ def test_a_langchain_vector_store_without_headers_keeps_the_statement_ranking(
     # metadata must not hide the header the index's keyword side carries for the chunk.
     from langchain_core.vectorstores import InMemoryVectorStore
 
-    from rag.embed import LangChainEmbeddings
-    from rag.retrieve import VectorStoreSearch
+    from rag.models.embed import LangChainEmbeddings
+    from rag.retrieval.hybrid import VectorStoreSearch
 
     index, enc = _filing_index(tmp_path, settings)
     chunks = index.chunks(index.rows())

@@ -382,7 +382,7 @@ def test_unchanged_stat_skips_hashing(corpus: Path, tmp_path: Path,
 
 def test_unchanged_rerun_never_loads_the_encoder(
         tmp_path: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
-    import rag.embed
+    import rag.models.embed
 
     corpus = tmp_path / "docs"
     corpus.mkdir()
@@ -393,7 +393,7 @@ def test_unchanged_rerun_never_loads_the_encoder(
         builds.append(s.encoder_model)
         return FakeEncoder()
 
-    monkeypatch.setattr(rag.embed, "build_encoder", build)
+    monkeypatch.setattr(rag.models.embed, "build_encoder", build)
     # The configured encoder's name is the one the index records: here the fake's.
     s = settings.model_copy(update={"encoder_model": FakeEncoder.name})
     first = ingest_folder(corpus, tmp_path / "idx", s)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rag.prompt import PromptStyle, build_prompt, format_passage
+from rag.answer.prompt import PromptStyle, build_prompt, format_passage
 from rag.testing import FakeGenerator
 from rag.types import Source
 

@@ -73,10 +73,10 @@ def test_ray_ingest_gives_the_same_chunks_as_local(settings: Settings, ray_clust
     assert {p for _, _, p, _, _ in tb} > {None}  # PDF pages made it through the stages
     import ray
 
-    from ingest.ray_engine import _embed_plan
+    from ingest.ray_engine import embed_plan
 
     assert sum(1 for n in ray.nodes() if n["Alive"]) == 2
-    assert _embed_plan(ray, on_ray(settings, ray_cluster, 0)) == (2, 0.0)  # one actor per node
+    assert embed_plan(ray, on_ray(settings, ray_cluster, 0)) == (2, 0.0)  # one actor per node
 
 
 def test_ray_incremental_runs_and_failures_match_local(settings: Settings, ray_cluster: str,

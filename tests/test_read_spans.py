@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rag.read import _SENTENCE_INSIDE, _trim
+from rag.models.span_reader import SENTENCE_INSIDE, trim_span
 
 
 @pytest.mark.parametrize(("text", "answer"), [
@@ -16,7 +16,7 @@ from rag.read import _SENTENCE_INSIDE, _trim
     ("(a) and (b)", "(a) and (b)"),
 ])
 def test_answer_text_loses_surrounding_quotes_and_punctuation(text: str, answer: str) -> None:
-    a, b = _trim(text, 0, len(text))
+    a, b = trim_span(text, 0, len(text))
     assert text[a:b] == answer
 
 
@@ -30,4 +30,4 @@ def test_answer_text_loses_surrounding_quotes_and_punctuation(text: str, answer:
     ("3.5 million", False),
 ])
 def test_spans_never_run_across_a_sentence_end(text: str, crosses: bool) -> None:
-    assert bool(_SENTENCE_INSIDE.search(text)) is crosses
+    assert bool(SENTENCE_INSIDE.search(text)) is crosses

@@ -16,8 +16,9 @@ import pytest
 from langchain_openai import ChatOpenAI
 from procs import free_port, port_open, process, python
 
-from rag.chain import Done, Token, build_chain
-from rag.remote import RemoteDecoderError, base_url, build_remote_chat_model, served_model
+from rag.answer.build import build_chain
+from rag.answer.chain import Done, Token
+from rag.models.remote import RemoteDecoderError, base_url, build_remote_chat_model, served_model
 from rag.settings import Settings
 from rag.testing import FakeEncoder, FakeGenerator, write_index
 
@@ -104,7 +105,7 @@ def test_bad_decoder_setting_names_the_allowed_forms() -> None:
 @pytest.mark.real
 def test_real_decoder_over_http_answers_as_in_process(tmp_path: Path, real_encoder: object) -> None:
     """The real SmolLM2 decoder behind HTTP vs in this process, greedy: the same answers."""
-    from rag.generate import build_generator
+    from rag.models.generate import build_generator
 
     s = Settings(indexes_dir=tmp_path / "indexes", model_cache_dir=tmp_path / "cache", reader=False,
                  abstain_threshold=0.2, k=3)
@@ -120,13 +121,13 @@ def test_real_decoder_over_http_answers_as_in_process(tmp_path: Path, real_encod
 
 def test_api_with_a_remote_decoder_loads_no_local_one(
         settings: Settings, tmp_path: Path, fake_server: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    import rag.generate
+    import rag.models.generate
     from api.service import Service
 
     def no_local(_settings: object) -> None:
         raise AssertionError("the local decoder was loaded although RAG_DECODER is remote")
 
-    monkeypatch.setattr(rag.generate, "build_generator", no_local)
+    monkeypatch.setattr(rag.models.generate, "build_generator", no_local)
     s = remote_settings(settings, fake_server, indexes_dir=tmp_path / "indexes")
     service = Service.build(s, encoder=FakeEncoder())
     assert service.generator is None

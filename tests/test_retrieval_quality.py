@@ -21,8 +21,9 @@ from pathlib import Path
 import pytest
 
 from ingest.pipeline import ingest_folder
-from rag.evaluate import BatchedQueryEncoder, QAItem, load_qa, run_eval
-from rag.retrieve import HybridRetriever
+from rag.evaluation.metrics import QAItem, load_qa
+from rag.evaluation.run import BatchedQueryEncoder, run_eval
+from rag.retrieval.hybrid import HybridRetriever
 from rag.settings import RetrieverMode, Settings
 from rag.store import open_index
 from rag.types import Encoder

@@ -1,4 +1,4 @@
-"""The decoder's vote on the reader's candidates (rag.span_scores), with scripted scores;
+"""The decoder's vote on the reader's candidates (rag.answer.span_scores), with scripted scores;
 the real decoder's scores are exercised through the chain in test_answer_real.py."""
 
 from __future__ import annotations
@@ -6,11 +6,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from rag.chain import build_chain
-from rag.read import Span
+from rag.answer.build import build_chain
+from rag.answer.span_scores import question_overlap, rescore, sentence_around
 from rag.settings import Settings
-from rag.span_scores import question_overlap, rescore, sentence_around
 from rag.testing import FakeEncoder, FakeGenerator, FakeReader, write_index
+from rag.types import Span
 
 PASSAGE = "The tower was designed by Maurice Koechlin. Gustave Eiffel's company built it in 1889."
 

@@ -17,8 +17,8 @@ from procs import REPO
 
 from ingest.pipeline import ingest_folder, remove_documents
 from ingest.summary import IngestSummary
-from rag.chain import build_chain
-from rag.retrieve import HybridRetriever
+from rag.answer.build import build_chain
+from rag.retrieval.hybrid import HybridRetriever
 from rag.settings import Settings
 from rag.store import FileRecord, IndexLockedError, IndexMismatchError, IndexMissingError
 from rag.store.backends import open_reader, open_writer, store_exists
@@ -217,7 +217,8 @@ def test_squad_paragraph_quality_is_the_same_on_milvus(settings: Settings, milvu
     FAISS index's chunks and vectors, file by file, through its own writer."""
     from test_retrieval_quality import PARAGRAPH_ARTICLES
 
-    from rag.evaluate import BatchedQueryEncoder, load_qa, run_eval
+    from rag.evaluation.metrics import load_qa
+    from rag.evaluation.run import BatchedQueryEncoder, run_eval
     from rag.store import Index
 
     corpus = tmp_path / "docs"

@@ -2,7 +2,7 @@
 
 AppTest runs ui/app.py in this process, so the model builders in ui.resources are
 monkeypatched to return rag.testing fakes; everything else is real: the file handling,
-ingest.pipeline (the ingest script's code path), the on-disk index and rag.chain.
+ingest.pipeline (the ingest script's code path), the on-disk index and rag.answer.chain.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Run with ``rag ui`` or ``streamlit run ui/app.py [-- --collection NAME]``. The page only
 arranges widgets: models come from ui.resources (built once per process), file handling
-from ingest.uploads / ingest.collection, ingestion from ingest.pipeline, answers from rag.chain.
+from ingest.uploads / ingest.collection, ingestion from ingest.pipeline, answers from rag.answer.chain.
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ from ui.highlight import answer_markdown, escape_markdown
 from ui.source_view import render_citations, render_sources
 
 if TYPE_CHECKING:
-    from rag.chain import RagChain
+    from rag.answer.chain import RagChain
 
 log = logging.getLogger(__name__)
 
@@ -167,7 +167,7 @@ def ask(
     """Stream the answer to a queued question (``item``) into the page; the finished turn
     (with ``error`` set when it failed). ``hit_budget`` says whether the decoder's reply used its
     whole token budget (the user is then told the answer was cut)."""
-    from rag.chain import Done, Retrieved, Token
+    from rag.answer.chain import Done, Retrieved, Token
 
     question = item["question"]
     # Before any Streamlit call (where a click can interrupt the run): from here on the

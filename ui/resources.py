@@ -25,25 +25,25 @@ from ui.highlight import escape_markdown
 if TYPE_CHECKING:
     from streamlit.delta_generator import DeltaGenerator
 
-    from rag.chain import RagChain
+    from rag.answer.chain import RagChain
     from rag.types import DecodingParams, Encoder, Generator
 
 
 def make_encoder(settings: Settings) -> Encoder:
-    from rag.embed import build_encoder
+    from rag.models.embed import build_encoder
 
     return build_encoder(settings)
 
 
 def make_generator(settings: Settings) -> Generator:
-    from rag.generate import build_generator
+    from rag.models.generate import build_generator
 
     return build_generator(settings)
 
 
 def make_chain(settings: Settings, index_dir: Path, encoder: Encoder,
                generator: Generator | None) -> RagChain:
-    from rag.chain import build_chain
+    from rag.answer.build import build_chain
 
     return build_chain(settings, index_dir, encoder=encoder, generator=generator)
 

@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from rag.keywords import keyword_text
 from rag.store.layout import load_npy, npy_reads
+from rag.store.terms import keyword_text
 
 K1 = 1.5
 B = 0.75
@@ -50,7 +50,7 @@ def bm25_tokenize(texts: list[str]) -> list[list[str]]:
     if _STEMMER is None:
         _STEMMER = Stemmer.Stemmer("english")
     # Numbers and fiscal years written one way on both sides ("FY2018" -> "FY 2018",
-    # "1,577" -> "1577"): rag.keywords.
+    # "1,577" -> "1577"): rag.store.terms.
     tokens = bm25s.tokenize([keyword_text(t) for t in texts], stopwords="en", stemmer=_STEMMER,
                             return_ids=False, show_progress=False)
     return [list(t) for t in tokens]

@@ -126,7 +126,7 @@ def add_header_column(db: sqlite3.Connection) -> None:
     """Give a store written before chunk headers were kept their column (empty headers).
 
     The header (``Chunk.header``) was only embedded and keyword-indexed at first; the
-    retriever now reads it back (``rag.statements``) and sources show its page heading. Old
+    retriever now reads it back (``rag.retrieval.statements``) and sources show its page heading. Old
     rows keep '' until their file is re-ingested: nothing fails, those pages only lack both.
     """
     if not has_header_column(db):

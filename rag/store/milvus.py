@@ -27,10 +27,10 @@ from typing import Any
 
 import numpy as np
 
-from rag.keywords import query_keywords
 from rag.store.errors import IndexCorruptError, IndexMissingError, StoreError
 from rag.store.keyword import K1, B, bm25_tokenize
 from rag.store.manifest import FORMAT, VERSION, FileRecord, Manifest, check_encoder
+from rag.store.terms import query_keywords
 from rag.types import Chunk, Encoder, FloatArray
 
 #: ``dead`` of a live row: larger than any revision.
@@ -87,18 +87,18 @@ def live_filter(rev: int) -> str:
     return f"rev <= {rev} and dead > {rev}"
 
 
-def _quote(s: str) -> str:
+def quote_literal(s: str) -> str:
     """A Milvus string literal. Subtle: not json.dumps, whose \\uXXXX escapes (for any
     non-ASCII file name) Milvus's expression parser rejects."""
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def source_filter(sources: Sequence[str]) -> str:
-    return f"source in [{', '.join(_quote(s) for s in sources)}]"
+    return f"source in [{', '.join(quote_literal(s) for s in sources)}]"
 
 
 def read_meta(client: Any, meta: str, key: str) -> dict[str, Any] | None:
-    got = client.query(meta, filter=f"key == {_quote(key)}", output_fields=["value"],
+    got = client.query(meta, filter=f"key == {quote_literal(key)}", output_fields=["value"],
                        consistency_level="Strong")
     return json.loads(got[0]["value"]) if got else None
 

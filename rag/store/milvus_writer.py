@@ -31,7 +31,6 @@ from rag.store.manifest import FORMAT, SETTING_KEYS, VERSION, FileRecord, Manife
 from rag.store.milvus import (
     ALIVE,
     HEADER,
-    _quote,
     collection_names,
     connect,
     create_collections,
@@ -40,6 +39,7 @@ from rag.store.milvus import (
     iterate,
     load_files,
     manifest_from,
+    quote_literal,
     read_meta,
 )
 from rag.types import Chunk, FloatArray
@@ -201,7 +201,7 @@ class MilvusWriter:
 
     def _kill(self, source: str | None) -> None:
         """Mark the live rows of ``source`` (of every document: None) removed at the next revision."""
-        which = "" if source is None else f" and source == {_quote(source)}"
+        which = "" if source is None else f" and source == {quote_literal(source)}"
         n = self._next
         # Rows this transaction added are nobody's yet: delete them outright.
         for c in (self._chunks, self._files_c):
@@ -220,7 +220,7 @@ class MilvusWriter:
         if rec is None:
             return
         # The same file row, new stats: readers' results do not depend on them.
-        expr = f"source == {_quote(source)} and dead == {ALIVE}"
+        expr = f"source == {quote_literal(source)} and dead == {ALIVE}"
         rows = [{**r, "size": size, "mtime_ns": mtime_ns}
                 for r in iterate(self.client, self._files_c, expr, _FILE_ROW)]
         if rows:

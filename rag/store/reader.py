@@ -23,7 +23,6 @@ from typing import Any
 
 import numpy as np
 
-from rag.keywords import query_keywords
 from rag.store import dense
 from rag.store.base import Base, count_live, live_rows
 from rag.store.errors import IndexCorruptError, StoreError, corrupt, shown
@@ -38,6 +37,7 @@ from rag.store.layout import (
 )
 from rag.store.manifest import FileRecord, check_encoder
 from rag.store.removed import read as read_removed
+from rag.store.terms import query_keywords
 from rag.types import Chunk, Encoder, FloatArray
 
 #: A reader retries when the generation it read from CURRENT vanished under it (a writer

@@ -13,24 +13,16 @@ import json
 import math
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from langchain_core.documents import Document
-
-from rag.citations import strip_markers
 from rag.text import normalize_answer
-from rag.types import Encoder, FloatArray
 
 HIT_CUTOFFS = (1, 5, 10)
 RANK_CUTOFF = 10  # MRR@10, nDCG@10
 
-Retrieve = Callable[[str], Sequence[Document]]
 #: question -> (reply text, whether the reply is a refusal)
-AnswerFn = Callable[[str], tuple[str, bool]]
-ProgressFn = Callable[[int, int], None]
 
 
 class QAFormatError(ValueError):
@@ -203,127 +195,3 @@ def squad_scores(pairs: Iterable[tuple[str, Sequence[str]]]) -> tuple[float, flo
     if n == 0:
         raise ValueError("no (prediction, answers) pairs to score")
     return em / n, f1 / n
-
-
-# --- evaluation runs ---------------------------------------------------------------------------
-
-
-class BatchedQueryEncoder:
-    """An :class:`Encoder` that embeds all evaluation questions in one batched pass first.
-
-    The retriever embeds one query per call; for hundreds of questions that is mostly
-    per-call overhead, so the questions are embedded up front (same model, same
-    precision) and looked up. Texts not seen before fall through to the wrapped encoder.
-    """
-
-    def __init__(self, encoder: Encoder, texts: Sequence[str]) -> None:
-        self.inner = encoder
-        self.name = encoder.name
-        self.dimension = encoder.dimension
-        self.max_tokens = encoder.max_tokens
-        unique = list(dict.fromkeys(texts))
-        vectors = encoder.embed(unique) if unique else np.zeros((0, self.dimension), np.float32)
-        self._cache: dict[str, FloatArray] = dict(zip(unique, vectors, strict=True))
-
-    def embed(self, texts: Sequence[str]) -> FloatArray:
-        if all(t in self._cache for t in texts):
-            if not texts:
-                return np.zeros((0, self.dimension), dtype=np.float32)
-            return np.stack([self._cache[t] for t in texts]).astype(np.float32, copy=False)
-        return self.inner.embed(texts)
-
-    def token_offsets(self, text: str) -> list[tuple[int, int]]:
-        return self.inner.token_offsets(text)
-
-
-@dataclass(frozen=True)
-class QuestionResult:
-    id: str
-    ranks: list[int]  # 1-based ranks of the relevant items found in the top k
-    n_relevant: int
-    answer: str | None = None
-    em: float | None = None
-    f1: float | None = None
-    contains: float | None = None
-    abstained: bool | None = None
-
-
-@dataclass
-class EvalReport:
-    k: int
-    results: list[QuestionResult] = field(default_factory=list)
-
-    @property
-    def judged(self) -> list[QuestionResult]:
-        """Questions with relevant items (those without cannot score retrieval)."""
-        return [r for r in self.results if r.n_relevant > 0]
-
-    def _mean(self, values: Sequence[float]) -> float:
-        return sum(values) / len(values) if values else 0.0
-
-    def to_json(self) -> dict[str, float | int]:
-        judged = self.judged
-        out: dict[str, float | int] = {
-            f"hit@{c}": self._mean([hit_at(r.ranks, c) for r in judged]) for c in HIT_CUTOFFS
-        }
-        out[f"mrr@{RANK_CUTOFF}"] = self._mean([reciprocal_rank(r.ranks) for r in judged])
-        out[f"ndcg@{RANK_CUTOFF}"] = self._mean([ndcg(r.ranks, r.n_relevant) for r in judged])
-        out["n"] = len(judged)
-        answered = [r for r in self.results if r.em is not None]
-        if answered:
-            out["em"] = self._mean([r.em or 0.0 for r in answered])
-            out["f1"] = self._mean([r.f1 or 0.0 for r in answered])
-            out["contains"] = self._mean([r.contains or 0.0 for r in answered])
-            # Refusals score 0 above; these say how the misses split between an honest
-            # "the documents do not say" and a wrong answer shown as if it were right.
-            out["abstained"] = self._mean([float(bool(r.abstained)) for r in answered])
-            out["confidently_wrong"] = self._mean(
-                [float(not r.abstained and not r.contains) for r in answered])
-        return out
-
-
-def run_eval(
-    items: Sequence[QAItem],
-    retrieve: Retrieve,
-    *,
-    k: int = RANK_CUTOFF,
-    answer: AnswerFn | None = None,
-    progress: ProgressFn | None = None,
-) -> EvalReport:
-    """Ask every question; ``retrieve`` returns chunk Documents best first (metadata source/page).
-
-    With ``answer`` (question -> generated text), questions with gold answers also get
-    EM, F1 and "contains". Only the top ``k`` retrieved chunks are judged, so metrics at
-    cut-offs above ``k`` see ``k`` results.
-    """
-    if k < 1:
-        raise ValueError(f"k must be at least 1, got {k}")
-    report = EvalReport(k=k)
-    for i, item in enumerate(items, start=1):
-        docs = list(retrieve(item.question))[:k]
-        retrieved = [(str(d.metadata["source"]), _page(d)) for d in docs]
-        ranks = relevant_ranks(retrieved, item.relevant)
-        result = QuestionResult(id=item.id, ranks=ranks, n_relevant=len(item.relevant))
-        if answer is not None and item.answers:
-            reply, abstained = answer(item.question)
-            # Citation markers are not part of the answer: "1889 [1]" is scored as "1889".
-            text = strip_markers(reply)
-            result = QuestionResult(
-                id=item.id,
-                ranks=ranks,
-                n_relevant=len(item.relevant),
-                answer=text,
-                em=best_over_golds(exact_match, text, item.answers),
-                f1=best_over_golds(token_f1, text, item.answers),
-                contains=best_over_golds(contains_answer, text, item.answers),
-                abstained=abstained,
-            )
-        report.results.append(result)
-        if progress is not None:
-            progress(i, len(items))
-    return report
-
-
-def _page(doc: Document) -> int | None:
-    page = doc.metadata.get("page")
-    return None if page is None else int(page)

@@ -2,7 +2,7 @@
 
 ``RAG_DECODER=openai:http://gpu-1:8000/v1`` puts vLLM, a llama.cpp server, Ollama or a
 hosted endpoint where the local decoder was. The chain talks to LangChain's chat-model
-interface either way (``rag.chat_model``), so the prompt, the citations, the reader and
+interface either way (``rag.models.chat_model``), so the prompt, the citations, the reader and
 the checks on the reply are the same code; only the tokens come over HTTP (streamed).
 
 The remote tokenizer is unknown here: the chain budgets the prompt with its generous
@@ -64,7 +64,7 @@ def build_remote_chat_model(settings: Settings) -> BaseChatModel:
     """``ChatOpenAI`` for the configured endpoint, streaming, greedy unless sampling is on.
 
     Decoding options (max tokens, temperature) are passed per call by the chain
-    (``rag.chat_model.call_options``), so the sidebar and API choices reach the server.
+    (``rag.models.chat_model.call_options``), so the sidebar and API choices reach the server.
     """
     try:
         from langchain_openai import ChatOpenAI

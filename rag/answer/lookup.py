@@ -24,9 +24,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from rag.read import Span
 from rag.text import FUNCTION_WORDS, content_stems, content_words, normalize_text, sentence_spans
-from rag.types import Source
+from rag.types import Source, Span
 
 CELL_SEP = " | "  # as written by ingest.tables
 #: Margin given to a looked-up cell: above any margin the reader gives a prose span, so

@@ -18,8 +18,8 @@ from langchain_core.retrievers import BaseRetriever
 from langchain_core.vectorstores import VectorStore
 from pydantic import ConfigDict
 
+from rag.retrieval.statements import Statement, page_statements, question_statements
 from rag.settings import RetrieverMode, Settings
-from rag.statements import Statement, page_statements, question_statements
 from rag.store import Index, IndexReader
 from rag.types import Chunk, Encoder, FloatArray
 
@@ -98,7 +98,7 @@ def one_per_page(ranked: Sequence[str], by_id: dict[str, Chunk]) -> list[str]:
 def statement_ranking(ranked: Sequence[str], by_id: dict[str, Chunk],
                       wanted: frozenset[Statement]) -> list[str]:
     """The best chunk of each candidate page that is one of the financial statements
-    ``wanted`` (``rag.statements.question_statements`` of the question), in ``ranked`` order.
+    ``wanted`` (``rag.retrieval.statements.question_statements`` of the question), in ``ranked`` order.
 
     Fused as a third list, it lifts the statement page over the notes and MD&A pages that
     discuss the same figures (page hit@5 on the 23-filing slice: docs/benchmarks.md, "Long

@@ -14,9 +14,8 @@ import numpy as np
 import torch
 from langchain_core.embeddings import Embeddings
 
-from rag.device import resolve_device
-from rag.lazy_encoder import encoder_name
-from rag.settings import DEFAULT_MODEL, Precision, Settings
+from rag.models.device import resolve_device
+from rag.settings import DEFAULT_MODEL, Precision, Settings, encoder_name
 from rag.types import Encoder, FloatArray
 
 log = logging.getLogger(__name__)
@@ -126,7 +125,7 @@ def build_encoder(settings: Settings) -> Encoder:
     name = encoder_name(settings)
     model = str(default_encoder_path()) if settings.encoder_model == DEFAULT_MODEL else name
     if _use_int8(settings, Path(model)):
-        from rag.embed_onnx import OnnxInt8Encoder
+        from rag.models.embed_onnx import OnnxInt8Encoder
 
         onnx = OnnxInt8Encoder(Path(model), settings.model_cache_dir, name=name,
                                batch_size=settings.embed_batch_size)

@@ -1,13 +1,13 @@
 """The chain's reading step: which answer the passages hold and what the decoder reads.
 
-1. Text that addresses a model is blanked (``rag.verify.mask_injections``).
+1. Text that addresses a model is blanked (``rag.answer.verify.mask_injections``).
 2. A table cell or contents entry the question names exactly, or the title or name of the
-   document it asks for, is looked up (``rag.lookup``); the extractive reader's spans follow.
+   document it asks for, is looked up (``rag.answer.lookup``); the extractive reader's spans follow.
 3. No span the reader believes over "no answer here", or a best span whose margin and the
    share of the question its sentence repeats are together too low (``min_support``):
    nothing to read (the chain refuses).
 4. The reader's best spans are re-ranked: the local decoder votes on them, and a span whose
-   sentence repeats more of the question gains (``rag.span_scores.rescore``).
+   sentence repeats more of the question gains (``rag.answer.span_scores.rescore``).
 5. The decoder is given the one or two sentences holding the best spans, masked as the
    reader saw them, or just what was looked up ("Capital: Vienna").
 """
@@ -18,11 +18,11 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from rag.lookup import document_lookup, is_lookup, lookup, statement
-from rag.read import Span, SpanReader
-from rag.span_scores import question_overlap, rescore
-from rag.types import ReplyScorer, Source
-from rag.verify import Evidence, mask_injections, select_evidence
+from rag.answer.lookup import document_lookup, is_lookup, lookup, statement
+from rag.answer.span_scores import question_overlap, rescore
+from rag.answer.verify import Evidence, mask_injections, select_evidence
+from rag.models.span_reader import SpanReader
+from rag.types import ReplyScorer, Source, Span
 
 
 @dataclass

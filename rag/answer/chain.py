@@ -3,16 +3,16 @@
 It is a LangChain Runnable (``RagChain.runnable``, a RunnableGenerator with a sync and an
 async path): ``stream`` / ``astream`` yield the chain's events (``Retrieved``, ``Token``...,
 ``Done``) and ``astream_events`` also shows the decoder's own tokens as they are written.
-The decoder is a LangChain chat model (``rag.chat_model``), so any chat model can take its
+The decoder is a LangChain chat model (``rag.models.chat_model``), so any chat model can take its
 place.
 
-How an answer is made (measured in docs/benchmarks.md, "Answers"; steps in ``rag.chain_read``):
-1. The extractive reader (``rag.read``) scores answer spans in the retrieved passages, with
-   text that addresses a model blanked first (``rag.verify.mask_injections``). No span it
+How an answer is made (measured in docs/benchmarks.md, "Answers"; steps in ``rag.answer.reading``):
+1. The extractive reader (``rag.models.span_reader``) scores answer spans in the retrieved passages, with
+   text that addresses a model blanked first (``rag.answer.verify.mask_injections``). No span it
    believes over "no answer here": the documents do not say, and the chain says so. A
    question naming a table row and column heading, a contents entry, a document's title or
-   "which document" gets what it names looked up first (``rag.lookup``); otherwise the local
-   decoder votes on the reader's best spans (``rag.span_scores``).
+   "which document" gets what it names looked up first (``rag.answer.lookup``); otherwise the local
+   decoder votes on the reader's best spans (``rag.answer.span_scores``).
 2. The decoder reads only the one or two sentences holding the best spans (a 135M model
    answers far better from a sentence than from four passages) and writes the reply.
 3. The reply is shown only if every content word and number of it stands in the passage
@@ -29,7 +29,6 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from langchain_core.documents import Document
@@ -39,17 +38,17 @@ from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableGenerator, RunnableLambda
 from langchain_core.runnables.config import run_in_executor
 
-from rag.chain_read import read_sources
-from rag.chain_steps import decoding_params, messages_of, search_query, to_sources, weak_evidence
-from rag.chat_model import GeneratorChatModel, call_options
-from rag.citations import cite, says_unknown, strip_markers
-from rag.lookup import is_lookup
-from rag.prompt import PromptStyle, build_prompt
-from rag.read import Span, SpanReader
-from rag.settings import RetrieverMode, Settings
+from rag.answer.citations import cite, says_unknown, strip_markers
+from rag.answer.lookup import is_lookup
+from rag.answer.prompt import PromptStyle, build_prompt
+from rag.answer.reading import read_sources
+from rag.answer.steps import messages_of, search_query, to_sources, weak_evidence
+from rag.answer.verify import Evidence, agrees, supported
+from rag.models.chat_model import GeneratorChatModel, call_options
+from rag.models.span_reader import SpanReader
+from rag.settings import RetrieverMode
 from rag.text import ends_sentence, trim_to_sentence
-from rag.types import Answer, DecodingParams, Encoder, Generator, ReplyScorer, Source
-from rag.verify import Evidence, agrees, supported
+from rag.types import Answer, DecodingParams, Generator, ReplyScorer, Source, Span
 
 #: What the user reads when the documents do not answer the question.
 ABSTAIN_TEXT = "The documents do not contain an answer to this question."
@@ -399,49 +398,3 @@ class RagChain:
             lambda d: self.invoke(d["question"], d.get("history", ()), k=d.get("k"), mode=d.get("mode"))
         )
 
-
-def build_chain(
-    settings: Settings,
-    index_dir: Path,
-    *,
-    encoder: Encoder | None = None,
-    generator: Generator | None = None,
-    llm: BaseChatModel | None = None,
-    reader: SpanReader | None = None,
-) -> RagChain:
-    """The one place the real encoder, reader and decoder are built (unless injected)."""
-    # Imported here: these pull in FAISS, bm25s and the model libraries.
-    from rag.embed import build_encoder
-    from rag.retrieve import build_retriever
-    from rag.store.backends import open_reader
-
-    enc: Encoder = encoder if encoder is not None else build_encoder(settings)
-    index = open_reader(settings, Path(index_dir), enc)  # RAG_STORE picks FAISS or Milvus
-    if llm is None and settings.decoder != "local":
-        from rag.remote import build_remote_chat_model  # RAG_DECODER=openai:URL
-
-        llm = build_remote_chat_model(settings)
-    if llm is None:
-        if generator is None:
-            from rag.generate import build_generator
-
-            generator = build_generator(settings)
-        llm = GeneratorChatModel(generator=generator, params=decoding_params(settings))
-    if reader is None and settings.reader:
-        from rag.device import resolve_device
-        from rag.read import shared_reader
-
-        reader = shared_reader(resolve_device(settings.device))
-    return RagChain(
-        build_retriever(settings, index, enc),
-        llm,
-        abstain_threshold=settings.abstain_threshold,
-        reader=reader if settings.reader else None,
-        reader_min_margin=settings.reader_min_margin,
-        reader_min_support=settings.reader_min_support,
-        reader_confident_support=settings.reader_confident_support,
-        reader_decoder_weight=settings.reader_decoder_weight,
-        reader_overlap_weight=settings.reader_overlap_weight,
-        params=decoding_params(settings),
-        context_tokens=settings.context_tokens,
-    )

@@ -1,6 +1,6 @@
 """The configured encoder's identity without loading it, and an encoder that loads on use.
 
-Kept apart from :mod:`rag.embed`, which imports torch: an ingest run with nothing to embed
+Kept apart from :mod:`rag.models.embed`, which imports torch: an ingest run with nothing to embed
 (an unchanged folder) should cost its scan, not seconds of importing and loading a model.
 """
 
@@ -9,16 +9,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 
-from rag.settings import DEFAULT_MODEL, Settings
+from rag.settings import Settings, encoder_name
 from rag.types import Encoder, FloatArray
-
-
-def encoder_name(settings: Settings) -> str:
-    """The name the configured encoder records in an index, without loading it."""
-    # Named by the model, not the install path, so an index stays valid across venvs.
-    if settings.encoder_model == DEFAULT_MODEL:
-        return "sentence-transformers/all-MiniLM-L6-v2"
-    return settings.encoder_model
 
 
 class LazyEncoder:
@@ -38,7 +30,7 @@ class LazyEncoder:
     def _load(self) -> Encoder:
         with self._lock:
             if self._encoder is None:
-                from rag.embed import build_encoder  # torch and the model: only now
+                from rag.models.embed import build_encoder  # torch and the model: only now
 
                 self._encoder = build_encoder(self._settings)
             return self._encoder

