@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from langchain_core.language_models import BaseChatModel
 
 from rag.answer.chain import RagChain
+from rag.answer.routes import Route
 from rag.answer.steps import decoding_params
 from rag.models.chat_model import GeneratorChatModel
 from rag.models.span_reader import SpanReader
@@ -22,6 +24,7 @@ def build_chain(
     generator: Generator | None = None,
     llm: BaseChatModel | None = None,
     reader: SpanReader | None = None,
+    routes: Sequence[Route] | None = None,
 ) -> RagChain:
     """The one place the real encoder, reader and decoder are built (unless injected)."""
     # Imported here: these pull in FAISS, bm25s and the model libraries.
@@ -58,4 +61,5 @@ def build_chain(
         reader_overlap_weight=settings.reader_overlap_weight,
         params=decoding_params(settings),
         context_tokens=settings.context_tokens,
+        routes=() if routes is None else routes,
     )

@@ -42,6 +42,7 @@ from rag.answer.citations import cite, says_unknown, strip_markers
 from rag.answer.lookup import is_lookup
 from rag.answer.prompt import PromptStyle, build_prompt
 from rag.answer.reading import read_sources
+from rag.answer.routes import Route, RouteContext
 from rag.answer.steps import messages_of, search_query, to_sources, weak_evidence
 from rag.answer.verify import Evidence, agrees, supported
 from rag.models.chat_model import GeneratorChatModel, call_options
@@ -126,8 +127,11 @@ class RagChain:
         context_tokens: int | None = None,
         style: PromptStyle | None = None,
         stop_at_newline: bool = True,
+        routes: Sequence[Route] = (),
     ) -> None:
         self.retriever = retriever
+        # Tried in order before the reader; the first Answer wins (rag.answer.routes).
+        self.routes = list(routes)
         self.llm: BaseChatModel = llm if isinstance(llm, BaseChatModel) else GeneratorChatModel(generator=llm)
         self.reader = reader
         self.abstain_threshold = abstain_threshold
@@ -178,9 +182,21 @@ class RagChain:
         return window - params.max_new_tokens
 
     def _plan(self, question: str, params: DecodingParams, query: str, docs: list[Document],
-              t0: float, retrieve_s: float) -> _Plan:
+              t0: float, retrieve_s: float, history: Sequence[tuple[str, str]] = (),
+              mode: RetrieverMode | None = None) -> _Plan:
         sources = to_sources(docs)
         plan = _Plan(question, query, sources, {"retrieve_s": retrieve_s}, t0)
+        if self.routes:
+            ctx = RouteContext(question, history, docs, sources,
+                               lambda q, k: self._search(q, k, mode), self.llm, params, plan.timings)
+            for route in self.routes:
+                routed = route(ctx)
+                if routed is not None:
+                    plan.timings["first_token_s"] = plan.timings["total_s"] = time.perf_counter() - t0
+                    routed.timings = plan.timings
+                    plan.shown = routed.sources
+                    plan.answer = routed
+                    return plan
         weak = weak_evidence(docs, self.abstain_threshold)
         if weak and (self.reader is None or self.reader_confident_support <= 0):
             plan.answer = self._refusal(plan)
@@ -258,6 +274,15 @@ class RagChain:
         answer.timings = plan.timings
         yield Done(answer)
 
+    def _decided(self, plan: _Plan, query: str) -> Iterator[ChainEvent]:
+        """A refusal, or a route's answer: decided without the reader's decoder pass."""
+        answer = plan.answer
+        assert answer is not None
+        yield Retrieved(plan.shown, answer.abstained, query)
+        if not answer.abstained:
+            yield Token(answer.text)
+        yield Done(answer)
+
     def _token(self, plan: _Plan, text: str) -> Token:
         plan.timings.setdefault("first_token_s", time.perf_counter() - plan.t0)
         return Token(text)
@@ -305,11 +330,12 @@ class RagChain:
         for inp in inputs:
             query, params, t0 = self._start(inp)
             docs = self._search(query, inp.get("k"), inp.get("mode"), config)
-            plan = self._plan(inp["question"], params, query, docs, t0, time.perf_counter() - t0)
-            yield Retrieved(plan.shown, plan.answer is not None, query)
+            plan = self._plan(inp["question"], params, query, docs, t0, time.perf_counter() - t0,
+                              inp.get("history", ()), inp.get("mode"))
             if plan.answer is not None:
-                yield Done(plan.answer)
+                yield from self._decided(plan, query)
                 continue
+            yield Retrieved(plan.shown, False, query)
             reply = _Reply()
             stream: Any = self.llm.stream(plan.messages, config, **call_options(self.llm, params))
             try:
@@ -329,11 +355,12 @@ class RagChain:
             # synchronous: their own ainvoke would do just that).
             docs = await run_in_executor(config, self._search, query, inp.get("k"), inp.get("mode"), config)
             plan = await run_in_executor(config, self._plan, inp["question"], params, query, docs, t0,
-                                         time.perf_counter() - t0)
-            yield Retrieved(plan.shown, plan.answer is not None, query)
+                                         time.perf_counter() - t0, inp.get("history", ()), inp.get("mode"))
             if plan.answer is not None:
-                yield Done(plan.answer)
+                for event in self._decided(plan, query):
+                    yield event
                 continue
+            yield Retrieved(plan.shown, False, query)
             reply = _Reply()
             astream: Any = self.llm.astream(plan.messages, config, **call_options(self.llm, params))
             try:
