@@ -48,6 +48,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true",
                         help="print one JSON object: hit@1, hit@5, hit@10, mrr@10, ndcg@10, n "
                         "(and em, f1, contains, abstained, confidently_wrong with --answers)")
+    parser.add_argument("--details", type=Path, default=None, metavar="FILE.jsonl",
+                        help="with --answers: write one JSON line per question (question, reply, "
+                        "gold, verdict, sources, seconds) to see where it fails")
     parser.add_argument("--device", default=None,
                         help="'auto', 'cpu', 'cuda', 'cuda:1', ... (default RAG_DEVICE)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -88,6 +91,15 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
     result = report.to_json()
+    if args.details is not None:
+        try:
+            with args.details.open("w", encoding="utf-8") as f:
+                for record in report.details():
+                    f.write(json.dumps(record, ensure_ascii=False) + "\n")
+        except OSError as e:
+            print(f"error: cannot write --details {args.details}: {e.strerror}; "
+                  "pick a writable path", file=sys.stderr)
+            return 2
     if args.json:
         print(json.dumps(result))
     else:
@@ -103,6 +115,7 @@ def _evaluate(settings: Settings, index_dir: Path, items: Sequence[QAItem],
     from rag.models.embed import build_encoder
     from rag.retrieval.hybrid import build_retriever
     from rag.store.backends import open_reader
+    from rag.types import Answer
 
     encoder = build_encoder(settings)
     index = open_reader(settings, index_dir, encoder)
@@ -119,9 +132,8 @@ def _evaluate(settings: Settings, index_dir: Path, items: Sequence[QAItem],
             # process) instead of loading a second copy.
             chain = build_chain(settings, index_dir, encoder=encoder)
 
-            def answer(question: str) -> tuple[str, bool]:
-                a = chain.invoke(question)
-                return a.text, a.abstained
+            def answer(question: str) -> Answer:
+                return chain.invoke(question)
 
         bar = tqdm(total=len(items), unit="q", file=sys.stderr, disable=args.no_progress,
                    dynamic_ncols=True)
@@ -141,7 +153,8 @@ def format_report(result: dict[str, Any], mode: str, k: int, index_dir: Path, qa
     lines = [f"{result['n']} questions from {qa} against {index_dir} "
              f"(retriever {mode}, k={k}, {seconds:.1f} s)"]
     for key in ("hit@1", "hit@5", "hit@10", "mrr@10", "ndcg@10", "em", "f1", "contains", "abstained",
-                "confidently_wrong"):
+                "confidently_wrong", "numeric_n", "numeric_right", "numeric_abstained", "numeric_wrong"):
         if key in result:
-            lines.append(f"  {key:<18}{result[key]:.3f}")
+            value = result[key]
+            lines.append(f"  {key:<18}{value}" if isinstance(value, int) else f"  {key:<18}{value:.3f}")
     return "\n".join(lines)

@@ -101,9 +101,14 @@ def test_answers_are_scored_through_the_chain(fake_index: dict[str, Path],
                           generator=FakeGenerator(), reader=FakeReader())
 
     monkeypatch.setattr(rag.answer.build, "build_chain", build)
+    details = fake_index["index"].parent / "details.jsonl"
     out = _json(capsys, "--index", str(fake_index["index"]), "--qa", str(fake_index["qa"]),
-                "--answers", "--limit", "10")
+                "--answers", "--limit", "10", "--details", str(details))
     assert {"em", "f1", "contains", "abstained", "confidently_wrong"} <= set(out)
+    rows = [json.loads(line) for line in details.read_text(encoding="utf-8").splitlines()]
+    assert len(rows) == 10
+    assert {"question", "reply", "gold", "verdict", "sources", "seconds"} <= set(rows[0])
+    assert {r["verdict"] for r in rows} <= {"right", "wrong", "refused"}
     # The fake generator echoes the first sentence of the top passage: some overlap, rarely exact.
     assert 0.0 <= out["em"] <= out["f1"] <= 1.0
     assert out["contains"] >= out["em"]

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from langchain_core.documents import Document
@@ -22,10 +24,12 @@ from rag.evaluation.metrics import (
     relevant_ranks,
     token_f1,
 )
-from rag.types import Encoder, FloatArray
+from rag.evaluation.numbers import number_right, states_a_figure
+from rag.types import Answer, Encoder, FloatArray
 
 Retrieve = Callable[[str], Sequence[Document]]
-AnswerFn = Callable[[str], tuple[str, bool]]
+#: question -> (reply, abstained), or the chain's Answer (its sources then go in the details).
+AnswerFn = Callable[[str], tuple[str, bool] | Answer]
 ProgressFn = Callable[[int, int], None]
 
 
@@ -67,6 +71,26 @@ class QuestionResult:
     f1: float | None = None
     contains: float | None = None
     abstained: bool | None = None
+    #: Gold answers that are one figure: does the reply state it (rag.evaluation.numbers)?
+    number_right: bool | None = None
+    #: For the per-question file: what was asked, the gold, the sources, how long it took.
+    question: str = ""
+    golds: list[str] = field(default_factory=list)
+    sources: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float | None = None
+
+    @property
+    def verdict(self) -> str:
+        """right / wrong / refused (answers scored as numbers when the gold is one)."""
+        if self.abstained:
+            return "refused"
+        right = self.number_right if self.number_right is not None else bool(self.contains)
+        return "right" if right else "wrong"
+
+    def detail(self) -> dict[str, Any]:
+        return {"id": self.id, "question": self.question, "reply": self.answer, "gold": self.golds,
+                "verdict": self.verdict, "numeric": self.number_right is not None,
+                "sources": self.sources, "seconds": self.seconds}
 
 
 @dataclass
@@ -100,7 +124,21 @@ class EvalReport:
             out["abstained"] = self._mean([float(bool(r.abstained)) for r in answered])
             out["confidently_wrong"] = self._mean(
                 [float(not r.abstained and not r.contains) for r in answered])
+        numeric = [r for r in answered if r.number_right is not None]
+        if numeric:
+            # Scored as numbers: right within 1% (scale words understood), refused, or a
+            # figure given that is not the gold one (confidently wrong).
+            out["numeric_n"] = len(numeric)
+            out["numeric_right"] = self._mean([float(bool(r.number_right)) for r in numeric])
+            out["numeric_abstained"] = self._mean([float(bool(r.abstained)) for r in numeric])
+            out["numeric_wrong"] = self._mean([
+                float(not r.abstained and not r.number_right and states_a_figure(r.answer or ""))
+                for r in numeric])
         return out
+
+    def details(self) -> list[dict[str, Any]]:
+        """One record per answered question, for a user to see where it fails."""
+        return [r.detail() for r in self.results if r.em is not None]
 
 
 def run_eval(
@@ -126,7 +164,15 @@ def run_eval(
         ranks = relevant_ranks(retrieved, item.relevant)
         result = QuestionResult(id=item.id, ranks=ranks, n_relevant=len(item.relevant))
         if answer is not None and item.answers:
-            reply, abstained = answer(item.question)
+            t0 = time.perf_counter()
+            got = answer(item.question)
+            seconds = time.perf_counter() - t0
+            if isinstance(got, Answer):
+                reply, abstained = got.text, got.abstained
+                sources = [{"n": s.n, "source": s.source, "page": s.page, "cited": s.n in got.cited}
+                           for s in got.sources]
+            else:
+                (reply, abstained), sources = got, []
             # Citation markers are not part of the answer: "1889 [1]" is scored as "1889".
             text = strip_markers(reply)
             result = QuestionResult(
@@ -138,11 +184,21 @@ def run_eval(
                 f1=best_over_golds(token_f1, text, item.answers),
                 contains=best_over_golds(contains_answer, text, item.answers),
                 abstained=abstained,
+                number_right=_number_verdict(text, item.answers, abstained),
+                question=item.question,
+                golds=list(item.answers),
+                sources=sources,
+                seconds=round(seconds, 3),
             )
         report.results.append(result)
         if progress is not None:
             progress(i, len(items))
     return report
+
+
+def _number_verdict(text: str, golds: Sequence[str], abstained: bool) -> bool | None:
+    right = number_right(text, golds)
+    return right if right is None else right and not abstained  # a refusal is never right
 
 
 def _page(doc: Document) -> int | None:
