@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -10,6 +11,7 @@ from fastapi.security import HTTPBearer
 
 from api import chat, errors, library
 from api.guard import Guard
+from api.origin import allowed_hosts
 from api.service import Service
 from rag.settings import Settings
 from rag.types import Encoder, Generator
@@ -26,13 +28,17 @@ Answers from your documents, with sources, over HTTP.
 * **Collections**: create, upload documents (ingested in the background), remove.
 
 When the server has a token (`RAG_API_TOKEN`), every `/v1` request needs the header
-`Authorization: Bearer <token>`.
+`Authorization: Bearer <token>`. Requests from another site's web page are refused (403),
+as are Host names the server does not answer to (400; see RAG_API_ALLOWED_HOSTS).
 """
 
 
 def create_app(settings: Settings, *, encoder: Encoder | None = None,
-               generator: Generator | None = None) -> FastAPI:
-    """The app with its models loaded (the real ones unless given: tests pass fakes)."""
+               generator: Generator | None = None, bind_address: str | None = None) -> FastAPI:
+    """The app with its models loaded (the real ones unless given: tests pass fakes).
+
+    ``bind_address`` (``rag serve --address``) is one more Host the server answers to.
+    """
     service = Service.build(settings, encoder=encoder, generator=generator)
     app = FastAPI(title="docchat API", version="1", description=DESCRIPTION)
     app.state.service = service
@@ -41,8 +47,10 @@ def create_app(settings: Settings, *, encoder: Encoder | None = None,
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         # The server edge: the client gets one line, the log the traceback.
         log.exception("%s %s failed", request.method, request.url.path, exc_info=exc)
+        # An OSError's text carries the server's paths; the log keeps them, the client not.
+        text = errors.hide_paths(str(exc).strip(), [(settings.indexes_dir, ""), (Path.home(), "~/")])
         return errors.error_response(
-            500, f"unexpected {type(exc).__name__}: {str(exc).strip()[:200]}; see the server log"
+            500, f"unexpected {type(exc).__name__}: {text[:200]}; see the server log"
         )
 
     app.add_exception_handler(Exception, unexpected)
@@ -58,7 +66,8 @@ def create_app(settings: Settings, *, encoder: Encoder | None = None,
                 "max_queue": service.admission.limit}
 
     # A file may be up to RAG_MAX_FILE_MB and an upload carries a bounded number of them;
-    # 1 MB on top for the multipart framing and ordinary JSON bodies.
+    # 1 MB on top for the multipart framing. JSON bodies have the Guard's own small limit.
     max_body = int((settings.max_file_mb * library.MAX_FILES_PER_UPLOAD + 1) * 2**20)
-    app.add_middleware(Guard, token=settings.api_token, max_body_bytes=max_body)
+    app.add_middleware(Guard, token=settings.api_token, max_body_bytes=max_body,
+                       allowed_hosts=allowed_hosts(bind_address, settings.api_allowed_hosts))
     return app

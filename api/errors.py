@@ -7,6 +7,9 @@ was wrong and what to do.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -17,11 +20,29 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 _TYPES = {
     400: "invalid_request_error",
     401: "authentication_error",
+    403: "permission_error",
     404: "not_found_error",
     409: "conflict_error",
     413: "invalid_request_error",
+    415: "invalid_request_error",
     429: "rate_limit_error",
 }
+
+
+# An absolute POSIX path that is still left (no known root matched): keep its last part.
+_ABSOLUTE = re.compile(r"(?<![\w.:/])/(?:[^\s'\"/]+/)+(?=[^\s'\"/]*)")
+
+
+def hide_paths(text: str, roots: Sequence[tuple[Path, str]] = ()) -> str:
+    """``text`` without the server's absolute paths, so no reply reveals its layout.
+
+    Each ``(root, shown)`` turns ``root/x/y`` into ``shown + "x/y"`` (most specific root
+    first); any other absolute path is cut to its last part.
+    """
+    for root, shown in roots:
+        prefix = str(root).rstrip("/")
+        text = text.replace(prefix + "/", shown).replace(prefix, shown.rstrip("/") or ".")
+    return _ABSOLUTE.sub("", text)
 
 
 class ApiError(Exception):

@@ -1,4 +1,5 @@
-"""The door: the bearer token and the request size, checked before anything is read.
+"""The door: the Host, a browser's origin, the bearer token, the body type and size,
+checked before anything is read (see api.origin for the first two).
 
 A plain ASGI middleware rather than a FastAPI dependency: dependencies run after the body
 is parsed (an upload would already be spooled to disk), and a refused request must touch
@@ -14,9 +15,14 @@ from pydantic import SecretStr
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import error_body
+from api.origin import LOCAL_HOSTS, bad_content_type, bad_host, browser_refusal, is_upload
 
 #: Paths anyone may read: the API description, not the documents.
 PUBLIC_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/openapi.json", "/redoc", "/health"})
+
+
+#: A JSON request (a question, a search) is a few KB; only uploads need more.
+MAX_JSON_BYTES = 2**20
 
 
 class _TooLarge(Exception):
@@ -24,23 +30,41 @@ class _TooLarge(Exception):
 
 
 class Guard:
-    def __init__(self, app: ASGIApp, *, token: SecretStr | None, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, *, token: SecretStr | None, max_body_bytes: int,
+                 max_json_bytes: int = MAX_JSON_BYTES, allowed_hosts: frozenset[str] = LOCAL_HOSTS) -> None:
         self.app = app
         self.token = token.get_secret_value().encode() if token is not None else None
-        self.max_body_bytes = max_body_bytes
+        self.max_upload_bytes = max_body_bytes
+        self.max_json_bytes = max_json_bytes
+        self.allowed_hosts = allowed_hosts
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        # Host first: a rebinding page must learn nothing, not even whether a token is set.
+        problem = bad_host(scope, self.allowed_hosts)
+        if problem is not None:
+            await _send_error(send, 400, problem)
+            return
+        problem = browser_refusal(scope)
+        if problem is not None:
+            await _send_error(send, 403, problem)
             return
         if self.token is not None and scope["path"] not in PUBLIC_PATHS and not self._authorised(scope):
             await _send_error(send, 401, "missing or wrong bearer token: send the header "
                               "'Authorization: Bearer <RAG_API_TOKEN>'",
                               extra_headers=[(b"www-authenticate", b"Bearer")])
             return
+        problem = bad_content_type(scope)
+        if problem is not None:
+            await _send_error(send, 415, problem)
+            return
+        upload = is_upload(scope)
+        limit = self.max_upload_bytes if upload else self.max_json_bytes
         declared = _content_length(scope)
-        if declared is not None and declared > self.max_body_bytes:
-            await _send_error(send, 413, self._too_large_message())
+        if declared is not None and declared > limit:
+            await _send_error(send, 413, self._too_large_message(upload))
             return
 
         received = 0
@@ -51,7 +75,7 @@ class Guard:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_body_bytes:
+                if received > limit:
                     raise _TooLarge  # a chunked body without Content-Length
             return message
 
@@ -65,7 +89,7 @@ class Guard:
             await self.app(scope, counted_receive, tracking_send)
         except _TooLarge:
             if not started:
-                await _send_error(send, 413, self._too_large_message())
+                await _send_error(send, 413, self._too_large_message(upload))
 
     def _authorised(self, scope: Scope) -> bool:
         assert self.token is not None
@@ -75,9 +99,12 @@ class Guard:
                 return scheme.lower() == b"bearer" and secrets.compare_digest(given.strip(), self.token)
         return False
 
-    def _too_large_message(self) -> str:
-        return (f"request body is larger than {self.max_body_bytes / 2**20:.0f} MB; "
-                "send fewer files per request (each at most RAG_MAX_FILE_MB)")
+    def _too_large_message(self, upload: bool) -> str:
+        if upload:
+            return (f"request body is larger than {self.max_upload_bytes / 2**20:.0f} MB; "
+                    "send fewer files per request (each at most RAG_MAX_FILE_MB)")
+        return (f"JSON body is larger than {self.max_json_bytes / 2**20:g} MB; "
+                "send a shorter request (documents go to POST /v1/collections/NAME/documents)")
 
 
 def _content_length(scope: Scope) -> int | None:

@@ -15,7 +15,7 @@ from fastapi import APIRouter, File, Request, Response, UploadFile
 from starlette.concurrency import run_in_threadpool
 
 from api.chat import service_of
-from api.errors import ApiError
+from api.errors import ApiError, hide_paths
 from api.schemas import (
     CollectionOut,
     CreateCollection,
@@ -49,13 +49,31 @@ router = APIRouter(prefix="/v1/collections", tags=["collections and documents"])
 MAX_FILES_PER_UPLOAD = 20
 
 
-def job_out(job: Job) -> JobOut:
-    state = "running" if job.running else ("failed" if job.error is not None else "succeeded")
+def job_out(job: Job, c: Collection) -> JobOut:
+    state = "queued" if job.queued else (
+        "running" if job.running else ("failed" if job.error is not None else "succeeded"))
+    # Paths in a summary (and in parser messages) are the server's; a client sees them
+    # relative to the collection's documents folder.
+    roots = [(c.documents_dir, ""), (c.index_dir, f"{c.name}/"), (c.index_dir.parent, "")]
+
+    def shown(value: object) -> object:
+        if isinstance(value, str):
+            return hide_paths(value, roots)
+        if isinstance(value, list):
+            return [shown(v) for v in value]
+        if isinstance(value, dict):
+            return {k: shown(v) for k, v in value.items()}
+        return value
+
+    summary = None
+    if job.summary is not None:
+        summary = {k: shown(v) for k, v in job.summary.to_json().items()}
+        summary["index"] = c.name
     return JobOut(
         id=job.id, collection=job.collection, label=job.label, state=state, stage=job.stage,
         progress=1.0 if state == "succeeded" else round(job.fraction, 3),
-        elapsed_s=round(job.elapsed, 3), error=job.error,
-        summary=None if job.summary is None else job.summary.to_json(),
+        elapsed_s=round(job.elapsed, 3), error=None if job.error is None else hide_paths(job.error, roots),
+        summary=summary,
     )
 
 
@@ -88,7 +106,7 @@ def _collection_out(service: Service, c: Collection) -> CollectionOut:
     return CollectionOut(name=c.name, indexed=_indexed(service, c),
                          documents=len(records),
                          passages=sum(r.chunks for r in records),
-                         job=None if job is None else job_out(job))
+                         job=None if job is None else job_out(job, c))
 
 
 def _start(service: Service, c: Collection, label: str,
@@ -162,7 +180,6 @@ async def upload(
 ) -> UploadResponse:
     service = service_of(request)
     c = _collection(service, name)
-    _busy(service, c)  # before saving anything: the running job would not see the new files
     if len(files) > MAX_FILES_PER_UPLOAD:
         raise ApiError(400, f"files: {len(files)} files in one request, at most {MAX_FILES_PER_UPLOAD}",
                        param="files")
@@ -178,8 +195,11 @@ async def upload(
                                     document=document))
     job = None
     if saved:
-        job = _start(service, c, f"Adding {saved} document{'s' * (saved != 1)}", _ingest_work(service, c))
-    return UploadResponse(results=results, job=None if job is None else job_out(job))
+        # Queued behind a running job, not refused: the files are saved already, and the
+        # follow-up job reads them (with any others that arrive before it starts).
+        job = service.jobs.enqueue(c.name, f"Adding {saved} document{'s' * (saved != 1)}",
+                                   _ingest_work(service, c))
+    return UploadResponse(results=results, job=None if job is None else job_out(job, c))
 
 
 @router.post("/{name}/ingest", response_model=JobResponse, status_code=202,
@@ -188,7 +208,7 @@ def ingest(name: str, request: Request, rebuild: bool = False) -> JobResponse:
     service = service_of(request)
     c = _collection(service, name)
     label = "Rebuilding the index" if rebuild else "Updating the index"
-    return JobResponse(job=job_out(_start(service, c, label, _ingest_work(service, c, rebuild))))
+    return JobResponse(job=job_out(_start(service, c, label, _ingest_work(service, c, rebuild)), c))
 
 
 @router.delete("/{name}/documents/{document:path}", response_model=JobResponse, status_code=202,
@@ -207,7 +227,7 @@ def remove(name: str, document: str, request: Request) -> JobResponse:
         return remove_documents(c.documents_dir, c.index_dir, service.settings, [document],
                                 encoder=service.encoder)
 
-    return JobResponse(job=job_out(_start(service, c, "Removing 1 document", work)))
+    return JobResponse(job=job_out(_start(service, c, "Removing 1 document", work), c))
 
 
 @router.get("/{name}/job", response_model=JobResponse, summary="The collection's running or last job")
@@ -217,7 +237,8 @@ def job(name: str, request: Request) -> JobResponse:
     last = service.jobs.last(c.name)
     if last is None:
         raise ApiError(404, f"no job has run on {c.name!r} since the server started", param="name")
-    return JobResponse(job=job_out(last))
+    queued = service.jobs.queued(c.name)
+    return JobResponse(job=job_out(last, c), queued=None if queued is None else job_out(queued, c))
 
 
 def _ingest_work(

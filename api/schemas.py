@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from rag.settings import RetrieverMode
 from rag.types import Source
@@ -23,10 +23,27 @@ class ContentPart(BaseModel):
     text: str | None = None
 
 
+#: Characters one chat message may carry, as a search query: a question or a turn of the
+#: conversation, not a document (those are uploaded). Far beyond it the reader's window
+#: has no room left for the passages.
+MAX_MESSAGE_CHARS = 4000
+#: Turns one chat request may carry (only the last few shape the search query).
+MAX_MESSAGES = 100
+
+
 class ChatMessage(BaseModel):
     model_config = ConfigDict(extra="allow")
     role: Literal["system", "developer", "user", "assistant"]
     content: str | list[ContentPart] | None = None
+
+    @field_validator("content")
+    @classmethod
+    def _bounded(cls, value: str | list[ContentPart] | None) -> str | list[ContentPart] | None:
+        size = sum(len(p.text or "") for p in value) if isinstance(value, list) else len(value or "")
+        if size > MAX_MESSAGE_CHARS:
+            raise ValueError(f"{size} characters, at most {MAX_MESSAGE_CHARS}: ask a shorter "
+                             "question (documents go to POST /v1/collections/NAME/documents)")
+        return value
 
 
 class ChatRequest(BaseModel):
@@ -39,8 +56,10 @@ class ChatRequest(BaseModel):
         }]},
     )
     model: str = Field(description="The collection to answer from (see GET /v1/models).")
-    messages: list[ChatMessage] = Field(min_length=1, description="The conversation; the last "
-                                        "message is the user's question, earlier turns make it a follow-up.")
+    messages: list[ChatMessage] = Field(
+        min_length=1, max_length=MAX_MESSAGES,
+        description="The conversation; the last message is the user's question, earlier turns "
+        "make it a follow-up.")
     stream: bool = False
     max_tokens: int | None = Field(None, ge=1, le=4096)
     max_completion_tokens: int | None = Field(None, ge=1, le=4096)
@@ -119,7 +138,7 @@ class ModelList(BaseModel):
 class SearchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     collection: str
-    query: str = Field(min_length=1, max_length=4000)
+    query: str = Field(min_length=1, max_length=MAX_MESSAGE_CHARS)
     k: int | None = Field(None, ge=1, le=50, description="Passages to return (default RAG_K).")
     mode: RetrieverMode | None = Field(None, description="Retrieval mode (default RAG_RETRIEVER).")
 
@@ -157,7 +176,9 @@ class JobOut(BaseModel):
     id: str
     collection: str
     label: str
-    state: Literal["running", "succeeded", "failed"]
+    state: Literal["queued", "running", "succeeded", "failed"] = Field(
+        description="'queued': waits for the collection's running job, then reads every file "
+        "uploaded meanwhile.")
     stage: str
     progress: float = Field(description="0..1")
     elapsed_s: float
@@ -191,8 +212,10 @@ class UploadResult(BaseModel):
 
 class UploadResponse(BaseModel):
     results: list[UploadResult]
-    job: JobOut | None = Field(description="The ingestion started for the saved files, if any.")
+    job: JobOut | None = Field(description="The ingestion started (or queued) for the saved "
+                               "files, if any.")
 
 
 class JobResponse(BaseModel):
     job: JobOut
+    queued: JobOut | None = Field(None, description="The follow-up job waiting for this one.")

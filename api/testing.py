@@ -54,13 +54,14 @@ def serve_in_thread(app: FastAPI, *, start_timeout: float = 20.0) -> Iterator[Ru
 
 
 def wait_for_job(client: httpx.Client, collection: str, timeout: float = 60.0) -> dict[str, Any]:
-    """Poll the collection's job until it is no longer running; its final state."""
+    """Poll the collection's job until it, and any follow-up queued behind it, are done;
+    the last one's final state."""
     deadline = time.monotonic() + timeout
     while True:
         r = client.get(f"/v1/collections/{collection}/job")
         r.raise_for_status()
         job: dict[str, Any] = r.json()["job"]
-        if job["state"] != "running":
+        if job["state"] != "running" and r.json().get("queued") is None:
             return job
         if time.monotonic() > deadline:
             raise TimeoutError(f"job {job['label']!r} on {collection!r} still running after {timeout:.0f} s")

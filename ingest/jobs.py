@@ -5,7 +5,8 @@ request should not hold a connection open for minutes; running a long ingestion 
 either would freeze it or cut it off half-way. Instead each job runs in its own thread;
 the page (or an API client) polls its progress, and answers keep coming from the last
 committed index, which the index writer swaps atomically when the job commits. One job per
-collection at a time: the index has one writer.
+collection at a time: the index has one writer; uploads arriving meanwhile queue one
+follow-up job (``enqueue``).
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ class Job:
     total_units: int = 0
     summary: IngestSummary | None = None
     error: str | None = None
+    queued: bool = False  # waiting for the collection's running job (JobBoard.enqueue)
     finished: threading.Event = field(default_factory=threading.Event)
 
     def report(self, stage: str, done: int, total: int) -> None:
@@ -87,11 +89,20 @@ class JobBoard:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._last: dict[str, Job] = {}
+        # At most one follow-up per collection, with its work: it re-reads the whole folder,
+        # so one run picks up every file that arrived while the current job ran.
+        self._next: dict[str, tuple[Job, Callable[[ProgressFn], IngestSummary]]] = {}
 
     def last(self, collection: str) -> Job | None:
         """The running job of the collection, else the last one that finished."""
         with self._lock:
             return self._last.get(collection)
+
+    def queued(self, collection: str) -> Job | None:
+        """The follow-up job waiting for the running one, if any."""
+        with self._lock:
+            pending = self._next.get(collection)
+            return None if pending is None else pending[0]
 
     def find(self, job_id: str) -> Job | None:
         """The job with this id, while it is its collection's latest."""
@@ -118,14 +129,39 @@ class JobBoard:
                 )
             job = Job(collection, label)
             self._last[collection] = job
-        thread = threading.Thread(
-            target=self._run, args=(job, work), name=f"ingest-{collection}", daemon=True
-        )
-        thread.start()
+        self._launch(job, work)
         return job
 
-    @staticmethod
-    def _run(job: Job, work: Callable[[ProgressFn], IngestSummary]) -> None:
+    def enqueue(self, collection: str, label: str, work: Callable[[ProgressFn], IngestSummary]) -> Job:
+        """Start the job now, or, while another runs on the collection, as its follow-up.
+
+        For work that reads the collection's current files (an upload's ingestion): a
+        follow-up already waiting covers the new files too, so it is returned as is (with a
+        label saying it now carries more than one request).
+        """
+        with self._lock:
+            current = self._last.get(collection)
+            if current is None or not current.running:
+                job = Job(collection, label)
+                self._last[collection] = job
+            else:
+                pending = self._next.get(collection)
+                if pending is not None:
+                    pending[0].label = "Adding the documents uploaded meanwhile"
+                    return pending[0]
+                queued = Job(collection, label, queued=True)
+                self._next[collection] = (queued, work)
+                return queued
+        self._launch(job, work)
+        return job
+
+    def _launch(self, job: Job, work: Callable[[ProgressFn], IngestSummary]) -> None:
+        thread = threading.Thread(
+            target=self._run, args=(job, work), name=f"ingest-{job.collection}", daemon=True
+        )
+        thread.start()
+
+    def _run(self, job: Job, work: Callable[[ProgressFn], IngestSummary]) -> None:
         try:
             job.summary = work(job.report)
         except Exception as e:
@@ -134,9 +170,27 @@ class JobBoard:
             log.exception("job %s on %s failed", job.label, job.collection)
             job.error = str(e) or type(e).__name__
         finally:
-            job.finished.set()
+            # Hand over under the lock: an enqueue either sees this job running (and queues)
+            # or sees it finished (and starts its own), never neither.
+            with self._lock:
+                follow = self._next.pop(job.collection, None)
+                if follow is not None:
+                    follow[0].queued = False
+                    follow[0].started = time.monotonic()
+                    self._last[job.collection] = follow[0]
+                job.finished.set()
+            if follow is not None:
+                self._launch(*follow)
 
     def wait(self, collection: str, timeout: float) -> bool:
-        """Block until the collection's job is done (tests and scripts); True if it is."""
-        job = self.last(collection)
-        return job is None or job.finished.wait(timeout)
+        """Block until the collection's job, and its follow-up, are done (tests and
+        scripts); True if they are."""
+        deadline = time.monotonic() + timeout
+        while True:
+            job = self.last(collection)
+            if job is None:
+                return True
+            if not job.finished.wait(max(0.0, deadline - time.monotonic())):
+                return False
+            if self.last(collection) is job:
+                return True

@@ -247,6 +247,11 @@ class Settings(BaseSettings):
         description="Answer and search requests the API admits at once (running or waiting "
         "for the model); more get 429.",
     )
+    api_allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Host names the API answers to besides localhost, 127.0.0.1, [::1] and "
+        "its --address (a DNS-rebinding guard), e.g. [\"docs.lan\"].",
+    )
 
     # --- the app (rag ui) ------------------------------------------------------------------
     ui_password: SecretStr | None = Field(

@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     from rag.settings import Settings
 
     print("rag serve: loading the models…", file=sys.stderr, flush=True)
-    app = create_app(Settings())
+    app = create_app(Settings(), bind_address=args.address)
     print(f"docchat API: http://{args.address}:{args.port}/v1  (docs: /docs; Ctrl+C stops)",
           file=sys.stderr, flush=True)
     # One process, one event loop: the models are loaded once and shared by every request.

@@ -273,7 +273,7 @@ def test_encoder_lets_a_question_in_between_an_ingestion_s_batches() -> None:
     assert calls.index(1) < 10  # served after a batch or so, not after all twenty
 
 
-def test_ingestion_job_blocks_a_second_writer(tmp_path: Path) -> None:
+def test_ingestion_job_queues_a_second_upload_and_blocks_other_writers(tmp_path: Path) -> None:
     gate = threading.Event()
 
     class GatedEncoder(FakeEncoder):
@@ -289,13 +289,15 @@ def test_ingestion_job_blocks_a_second_writer(tmp_path: Path) -> None:
         assert http.post("/v1/collections/docs/documents", files=files).status_code == 202
         r = http.post("/v1/collections/docs/documents",
                       files=[("files", ("n.txt", b"Other text entirely.", "text/plain"))])
-        assert r.status_code == 409 and "still running" in r.json()["error"]["message"]
+        assert r.status_code == 202 and r.json()["job"]["state"] == "queued"
         assert http.delete("/v1/collections/docs").status_code == 409
-        assert http.get("/v1/collections/docs/job").json()["job"]["state"] == "running"
+        assert http.post("/v1/collections/docs/ingest").status_code == 409
+        now = http.get("/v1/collections/docs/job").json()
+        assert now["job"]["state"] == "running" and now["queued"]["id"] == r.json()["job"]["id"]
         gate.set()
-        assert wait_for_job(http, "docs")["state"] == "succeeded"
-        names = [d["name"] for d in http.get("/v1/collections/docs/documents").json()]
-        assert "m.txt" in names and "n.txt" not in names
+        assert wait_for_job(http, "docs")["id"] == r.json()["job"]["id"]
+        docs = {d["name"]: d["status"] for d in http.get("/v1/collections/docs/documents").json()}
+        assert docs == {"m.txt": "ready", "n.txt": "ready"}, docs
 
 
 def test_unbacked_reply_is_never_streamed_only_the_final_answer(tmp_path: Path) -> None:

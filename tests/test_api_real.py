@@ -84,3 +84,30 @@ def test_upload_then_ask_with_the_openai_client(server: str) -> None:
     last = chunks[-1].model_extra or {}
     assert last["docchat"]["abstained"]
     assert "".join(c.choices[0].delta.content or "" for c in chunks) == last["docchat"]["answer"]
+
+
+# A pasted paragraph and then the ask: ~3,000 characters, far beyond the reader's window.
+LONG_QUESTION = ("Some background on what I am looking into before my question. " * 48
+                 + "So, who founded the Zorblatt Institute?")
+
+
+def test_the_real_reader_reads_a_long_question() -> None:
+    from rag.models.span_reader import shared_reader
+
+    assert len(LONG_QUESTION) > 3000
+    passage = DOCS["institute.txt"].decode()
+    spans = shared_reader("cpu").read(LONG_QUESTION, [passage, passage * 6])
+    # The question keeps its end, so the reader still finds the founder.
+    assert spans and "Moravec" in passage[spans[0].start:spans[0].end], spans[:3]
+
+
+def test_a_long_question_is_answered_not_a_500(server: str) -> None:
+    with httpx.Client(base_url=server, timeout=300) as http:
+        if http.get("/v1/collections/lab").status_code == 404:
+            assert http.post("/v1/collections", json={"name": "lab"}).status_code == 201
+            files = [("files", (name, data, "text/plain")) for name, data in DOCS.items()]
+            assert http.post("/v1/collections/lab/documents", files=files).status_code == 202
+            assert wait_for_job(http, "lab", timeout=120)["state"] == "succeeded"
+        r = http.post("/v1/chat/completions",
+                      json={"model": "lab", "messages": [{"role": "user", "content": LONG_QUESTION}]})
+        assert r.status_code == 200, r.text[:500]

@@ -43,6 +43,9 @@ DEFAULT_WEIGHTS = Path(__file__).with_name("weights") / "reader.safetensors"
 MAX_SPAN_TOKENS = 30  # SQuAD answers are short; longer spans are almost always wrong
 MAX_LENGTH = 384  # question + passage window, in encoder tokens
 STRIDE = 128  # overlap between windows of a passage longer than one window
+# The question's share of the window (SQuAD readers' usual max_query_length): a longer
+# question would leave the passage no room, and the tokenizer refuses such a pair outright.
+MAX_QUESTION_TOKENS = 64
 
 
 class LoRALinear(nn.Module):
@@ -182,6 +185,7 @@ class SpanReader:
         if not passages:
             return []
         with self._lock:
+            question = self._bounded(question)
             enc = self.tokenizer(
                 [question] * len(passages), list(passages),
                 truncation="only_second", max_length=MAX_LENGTH, stride=STRIDE,
@@ -207,6 +211,18 @@ class SpanReader:
             if key not in best or s.score > best[key].score:
                 best[key] = s
         return sorted(best.values(), key=lambda s: s.margin, reverse=True)
+
+
+    def _bounded(self, question: str) -> str:
+        """The question cut to its last MAX_QUESTION_TOKENS tokens: a long one (a pasted
+        paragraph, then the ask) usually ends with what it asks."""
+        # verbose=False: counting a long question is not the over-long model input the
+        # tokenizer would warn about.
+        offsets = self.tokenizer(question, add_special_tokens=False, return_offsets_mapping=True,
+                                 verbose=False)["offset_mapping"]
+        if len(offsets) <= MAX_QUESTION_TOKENS:
+            return question
+        return question[offsets[-MAX_QUESTION_TOKENS][0]:]
 
 
 def _inner(passage: str, i: int) -> bool:
