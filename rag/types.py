@@ -136,6 +136,9 @@ class Answer:
     # passage), "extracted" (the reader's span: the decoder's reply could not be backed
     # up), or "abstained".
     method: str = "generated"
+    # For "extracted": the decoder's own short answer when it named something else (a real
+    # disagreement the page mentions); empty when it only failed to be backed up.
+    overruled: str = ""
 
 
 # --- protocols at the seams ------------------------------------------------------------

@@ -64,6 +64,7 @@ def test_unsupported_reply_becomes_the_readers_span_with_its_sentence_quoted(
                    FakeReader({WHEN: "1889"})).invoke(WHEN)
     assert (a.text, a.method, a.abstained, a.cited) == ("1889 [1]", "extracted", False, [1])
     assert a.evidence == ['eiffel.txt: "The Eiffel Tower was completed in 1889."']
+    assert a.overruled == "1887"  # a rival answer: the page says the two disagreed
 
 
 def test_reply_with_passage_words_but_another_answer_is_not_trusted(
@@ -79,6 +80,13 @@ def test_decoder_saying_unknown_defers_to_a_confident_reader(settings: Settings,
     a = chain_with(settings, index_dir, FakeGenerator(script="I don't know."),
                    FakeReader({WHEN: "1889"})).invoke(WHEN)
     assert (a.text, a.method) == ("1889 [1]", "extracted")
+    assert a.overruled == ""  # no rival answer, so nothing to tell
+
+
+def test_an_explanation_that_holds_the_span_is_no_disagreement(settings: Settings, index_dir: Path) -> None:
+    reply = "It was finished in 1889 for the fair, as the text explains at some length here [1]"
+    a = chain_with(settings, index_dir, FakeGenerator(script=reply), FakeReader({WHEN: "1889"})).invoke(WHEN)
+    assert a.method == "generated" or a.overruled == ""
 
 
 def test_reader_without_belief_refuses_before_the_decoder_runs(settings: Settings, index_dir: Path) -> None:

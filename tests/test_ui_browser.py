@@ -54,7 +54,7 @@ STOP_QUESTIONS = [
 ]
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -73,7 +73,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, psut
     tmp = tmp_path_factory.mktemp("ui-e2e")
     notes = tmp / "team notes.md"
     notes.write_text("# Team notes\n\nThe quarterly review moved to Thursday at 10:00 in room B12.\n")
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "RAG_INDEXES_DIR": str(tmp / "indexes"),

@@ -15,6 +15,7 @@ from streamlit.testing.v1 import AppTest
 from test_ui_app import APP, Models, ask, settle, start, texts, upload
 
 from rag.types import Source
+from ui import resources
 from ui.chat_store import ChatStore, ChatStoreError, Turn
 
 models = test_ui_app.models  # the fake-model fixture of the app tests, shared
@@ -173,7 +174,9 @@ def test_citation_links_to_its_source_and_opens_the_pdf_page(models: Models) -> 
     cite.click().run()
     dialog = at.get("dialog")[0]
     inside = _walk(dialog)
-    assert any(e.type == "image" for e in inside), "the dialog shows the page image"
+    # The page image, drawn at a readable width (scrolled on a phone, issue 28).
+    pages = [e.proto.body for e in inside if e.type == "html"]
+    assert any('src="data:image/png;base64,' in b and "min-width:" in b for b in pages), pages
     assert any("multicolumn\\.pdf" in e.value and "page 3" in e.value for e in inside if e.type == "markdown")
 
 
@@ -220,13 +223,19 @@ def _walk(block: Any) -> list[Any]:
     return out
 
 
-def test_models_in_use_are_shown(models: Models) -> None:
+def test_models_in_use_are_shown(models: Models, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The decoder loads in the background from the start; held back here until just after
+    # the first question is asked, so that question waits for it.
+    loaded = threading.Event()
+    fake = resources.make_generator
+    monkeypatch.setattr(resources, "make_generator", lambda settings: loaded.wait(30) and fake(settings))
     at = start()
+    threading.Timer(1.0, loaded.set).start()
     ask(at, "When was the Eiffel Tower completed?")
     captions = " ".join(texts(at.sidebar.caption))
     assert "Search (encoder): " + models.encoder.name in captions
     assert "Answers (decoder): " + models.generator.name in captions and " on " in captions
-    # Loading the decoder is reported on its own, not inside the answer's time.
+    # Waiting for the decoder is reported on its own, not inside the answer's time.
     caption = texts(at.chat_message[1].caption)[-1]
     assert re.search(r"before it, the language model was loaded \(\d+\.\d s, once per start\)", caption)
     ask(at, "What leavens sourdough bread?")

@@ -6,15 +6,21 @@ listen on localhost however it is started (``rag ui`` or ``streamlit run ui/app.
 from any folder); this module is the second line: when the server was told to listen
 beyond this machine anyway (a flag, another config file), the page refuses to show
 anything until RAG_UI_PASSWORD is set, and then asks for it.
+
+Without a password the page also checks the Host the browser asked for: a web page that
+points its own name at 127.0.0.1 (DNS rebinding) is "same origin" to Streamlit's own
+checks, and would otherwise get the app; it gets one line saying where docchat answers.
 """
 
 from __future__ import annotations
 
 import hmac
+from urllib.parse import urlsplit
 
 import streamlit as st
 
 from rag.settings import Settings, is_loopback
+from ui.highlight import escape_markdown
 
 
 def exposure_problem(address: str | None, settings: Settings) -> str | None:
@@ -29,6 +35,29 @@ def exposure_problem(address: str | None, settings: Settings) -> str | None:
     )
 
 
+def host_problem(host: str | None, address: str | None, port: int, settings: Settings) -> str | None:
+    """Why a page asked for as ``host`` (the Host header) must not get the app, or None.
+
+    With a password the sign-in guards the app whatever name reached it. Without one, only
+    this machine's names may: a loopback name or address, or the address the server was
+    told to listen on. No Host at all is no browser (browsers always send one), so no
+    rebinding page either."""
+    if settings.ui_password is not None or not host:
+        return None
+    try:
+        name = urlsplit(f"//{host}").hostname or ""
+    except ValueError:  # an unbalanced "[" in an IPv6 literal
+        name = ""
+    if name and (is_loopback(name) or name.endswith(".localhost") or name == (address or "").lower()):
+        return None
+    # The header is the attacker's text, shown in Markdown: escaped, and short.
+    shown = escape_markdown(ascii(host)[1:-1][:80])
+    return (
+        f"This page was opened as “{shown}”, which is not this machine: docchat answers only at "
+        f"http://localhost:{port} (set RAG_UI_PASSWORD to serve it under other names)."
+    )
+
+
 def password_matches(given: str, settings: Settings) -> bool:
     if settings.ui_password is None:
         return True
@@ -38,7 +67,13 @@ def password_matches(given: str, settings: Settings) -> bool:
 
 def require_access(settings: Settings) -> None:
     """Stop the page here unless this session may see it (call before drawing anything else)."""
-    problem = exposure_problem(st.get_option("server.address"), settings)
+    address = st.get_option("server.address")
+    port = int(st.get_option("server.port"))
+    problem = host_problem(st.context.headers.get("Host"), address, port, settings)
+    if problem is not None:
+        st.error(problem, icon=":material/lock:")
+        st.stop()
+    problem = exposure_problem(address, settings)
     if problem is not None:
         st.error(problem, icon=":material/lock:")
         st.stop()

@@ -35,7 +35,14 @@ from ui import resources  # noqa: E402
 from ui.access import require_access  # noqa: E402
 from ui.answer_settings import AnswerOptions, answer_options, saved_options  # noqa: E402
 from ui.chat_store import ChatStore, ChatStoreError, Turn  # noqa: E402
-from ui.chat_view import ask, error_text, render_history, render_queue, resume_interrupted  # noqa: E402
+from ui.chat_view import (  # noqa: E402
+    NARROW_SCREEN_CSS,
+    ask,
+    error_text,
+    render_history,
+    render_queue,
+    resume_interrupted,
+)
 from ui.chats import active_chat, chat_key, open_chat, render_chat_list  # noqa: E402
 from ui.collection import DEFAULT_COLLECTION, seed_sample  # noqa: E402
 from ui.highlight import escape_markdown  # noqa: E402
@@ -118,8 +125,8 @@ def answer_next(settings: Settings, c: Collection, store: ChatStore, chat_id: st
     with waiting_area:
         render_queue(mine[1:], key)
     with answer_area:
-        # Loaded on the first question, not at start-up: browsing and uploading do not
-        # need the decoder. Two steps, so a failure names the part that failed.
+        # Loading started with the app (resources.Warmup); a question asked before it
+        # ended waits for it here. Two steps, so a failure names the part that failed.
         decoding = resources.decoder_settings(settings, options.decoder)
         failed = ""
         try:
@@ -196,12 +203,14 @@ def chat_area(settings: Settings, c: Collection, store: ChatStore, chat_id: str,
 def main() -> None:
     # A local emoji, not a ":material/..." icon: Streamlit fetches those from Google's servers.
     st.set_page_config(page_title="docchat", page_icon="💬", layout="wide")
+    st.html(NARROW_SCREEN_CSS)
     try:
         settings = resources.load_settings()
     except ValueError as e:
         st.error(f"The settings (RAG_* environment variables) are invalid: {escape_markdown(str(e))}")
         st.stop()
     require_access(settings)
+    resources.warmup().start(settings)  # once per process: the models load while the page is used
     starting = st.empty()  # says what is loading while the main area would otherwise be blank
 
     with st.sidebar:
@@ -230,6 +239,8 @@ def main() -> None:
     ensure_index(settings, c, encoder_ready=True)
 
     st.header(escape_markdown(c.name))
+    if resources.warmup().status() is not None:
+        resources.warmup_status()
     render_job(c.name)
     try:
         n_docs = render_documents(settings, c, encoder)

@@ -58,7 +58,8 @@ class Turn:
     seconds: float = 0.0
     mode: str = ""  # retrieval mode, which says what the sources' scores are
     evidence: list[str] = field(default_factory=list)  # quoted sentences the answer rests on
-    method: str = "generated"  # "extracted": the decoder's reply could not be backed up
+    method: str = "generated"  # "extracted": the reader's span, with its sentence as evidence
+    overruled: str = ""  # the decoder's reply, when it disagreed with the passage and was not shown
     stopped: bool = False  # the user stopped it while it was being written
     truncated: bool = False  # the decoder used its whole token budget (the answer was cut)
     error: str = ""  # why there is no answer (a model failed to load, the chain failed)

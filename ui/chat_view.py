@@ -32,6 +32,18 @@ log = logging.getLogger(__name__)
 
 CURSOR = " ▌"
 
+#: On a phone the page keeps the chat input's end in view, so the last answer's expanded
+#: sources pushed the answer itself off-screen (390 px wide). There they scroll in a box
+#: of at most a third of the screen, under the answer.
+NARROW_SCREEN_CSS = """<style>
+@media (max-width: 640px) {
+  [data-testid="stChatMessage"] [data-testid="stExpanderDetails"] {
+    max-height: 33vh;
+    overflow-y: auto;
+  }
+}
+</style>"""
+
 __all__ = ["Turn", "ask", "error_text", "history_pairs", "render_history"]
 
 
@@ -67,10 +79,16 @@ def render_answer_text(turn: Turn, key: str) -> None:
         )
     else:
         st.markdown(answer_markdown(turn.answer, anchor=key))
+        # The sentence the answer stands on, with its place: for the reader's span
+        # ("extracted") this is simply the answer's source, so no note about the decoder
+        # (users read "could not be backed up" on nearly every answer as a failure).
         for quote in turn.evidence:
             st.caption(escape_markdown(quote))
-        if turn.method == "extracted":
-            st.caption("Quoted from the passage: the model's own wording could not be backed up.")
+        if turn.overruled:
+            st.caption(
+                f"The language model's reply (“{escape_markdown(turn.overruled)}”) disagreed with the "
+                "passage, so the passage's own answer is shown."
+            )
     if turn.stopped:
         st.caption("Stopped before the answer was finished.")
     if turn.truncated:
@@ -231,6 +249,7 @@ def ask(
                 timings=dict(answer.timings),
             )  # fmt: skip
             turn.truncated = hit_budget is not None and answer.method == "generated" and hit_budget()
+            turn.overruled = answer.overruled if answer.method == "extracted" else ""
         else:
             turn = Turn(question, text, abstained, sources, [], seconds, options.mode)
         with placeholder.container():

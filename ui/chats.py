@@ -22,11 +22,20 @@ def chat_key(collection: str, chat_id: str) -> str:
 
 def active_chat(store: ChatStore, collection: str) -> str:
     """The open chat's id ("" for a new chat not saved yet), restoring its settings when it
-    is opened (a reload, a click in the list, another collection)."""
+    is opened (a reload, a click in the list, another collection).
+
+    A collection opened for the first time in this session opens the chat in the URL, else
+    its most recent chat (switching back to a collection used to show an empty chat, its
+    last one only listed in the sidebar); "New chat" is then one click away."""
     state_key = f"chat_of_{collection}"
-    if state_key not in st.session_state:
+    # "" counts as chosen only after "New chat" (or a delete): a collection first seen
+    # empty in this session still opens its latest chat when the user comes back to it.
+    if not st.session_state.get(state_key) and not st.session_state.get(f"new_chat_of_{collection}"):
         wanted = st.query_params.get("chat", "")
-        st.session_state[state_key] = wanted if wanted and store.exists(wanted) else ""
+        if not (wanted and store.exists(wanted)):
+            recent = store.chats()
+            wanted = recent[0].id if recent else ""
+        st.session_state[state_key] = wanted
     chat_id = str(st.session_state[state_key])
     if chat_id and not store.exists(chat_id):  # deleted in another session
         chat_id = st.session_state[state_key] = ""
@@ -43,6 +52,7 @@ def active_chat(store: ChatStore, collection: str) -> str:
 
 def open_chat(collection: str, chat_id: str) -> None:
     st.session_state[f"chat_of_{collection}"] = chat_id
+    st.session_state[f"new_chat_of_{collection}"] = not chat_id
     st.session_state.pop("confirm_delete_chat", None)
 
 

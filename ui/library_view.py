@@ -219,6 +219,17 @@ def render_job(collection: str) -> None:
         st.rerun()
 
 
+def documents_label(indexed: int, passages: int, processing: int, busy: bool) -> str:
+    """The documents heading. While a job runs, the files it is reading count as documents
+    "indexing…" ("Documents (0 · 0 passages)" while 7 were being indexed read as empty)."""
+    if busy and processing:
+        which = f"{processing} " if indexed else ""  # all of them, when none is indexed yet
+        return f"Documents ({indexed + processing} · {which}indexing…)"
+    if busy:
+        return f"Documents ({indexed} · updating…)"
+    return f"Documents ({indexed} · {passages} passages)"
+
+
 def render_documents(settings: Settings, c: Collection, encoder: Encoder) -> int:
     """The documents table and remove controls; returns how many documents are indexed."""
     board = resources.job_board()
@@ -226,7 +237,8 @@ def render_documents(settings: Settings, c: Collection, encoder: Encoder) -> int
     records = indexed_files(str(c.index_dir), index_revision(c, resources.load_settings()))
     rows = document_rows(records, document_files(c), job)
     total_chunks = sum(r.chunks for r in records)
-    label = f"Documents ({len(records)} · {total_chunks} passages)"
+    label = documents_label(len(records), total_chunks, sum(r.status == "processing…" for r in rows),
+                            board.running(c.name))  # fmt: skip
     with st.expander(label, expanded=not records):
         if not rows:
             st.info("This collection is empty. Add PDF, text, Markdown or HTML files with **Add documents**.")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,8 +20,10 @@ from PIL import Image, ImageDraw
 
 from ingest.load import ParseError, parse_bytes
 
-PASSAGE_FILL = (255, 196, 0, 70)  # the passage: light amber
+PASSAGE_FILL = (255, 196, 0, 45)  # the passage: faint amber
+EVIDENCE_FILL = (255, 196, 0, 110)  # the sentence or table row holding the answer: amber
 WORD_FILL = (255, 120, 0, 120)  # the words supporting the answer: stronger
+_CELL_GAP = 80  # most characters between two cells of one table row in the page's text
 _WS = re.compile(r"\s+")
 
 
@@ -67,14 +70,75 @@ def _find(haystack: str, needle: str) -> tuple[int, int] | None:
     return None
 
 
+def _find_row(haystack: str, row: str) -> tuple[int, int] | None:
+    """Span of a table row quoted as ingestion writes it ("Austria | Population (millions):
+    8.9 | Capital: Vienna") in the page's own text ("Austria 8.9 83,879 Vienna German"):
+    its cells' values in order, each close after the one before."""
+    values = [cell.split(": ", 1)[-1].strip() for cell in row.split(" | ")]
+    values = [v for v in values if v]
+    if len(values) < 2:
+        return None
+    start = 0
+    while (first := haystack.find(values[0], start)) != -1:
+        end = first + len(values[0])
+        for v in values[1:]:
+            i = haystack.find(v, end, end + _CELL_GAP + len(v))
+            if i == -1:
+                break
+            end = i + len(v)
+        else:
+            return first, end
+        start = first + 1
+    return None
+
+
+def _locate(haystack: str, text: str) -> tuple[int, int] | None:
+    """Span of a quoted sentence or table row on the page (normalised), or None."""
+    text = text.strip()
+    if not text:
+        return None
+    if " | " in text:
+        return _find_row(haystack, text)
+    i = haystack.find(text)
+    return (i, i + len(text)) if i != -1 else None
+
+
+def _passage_spans(haystack: str, passage: str) -> list[tuple[int, int]]:
+    """Where the passage is on the page: the whole (or its head), else each of its table
+    rows, which ingestion wrote with their column headings ("Capital: Vienna") and the
+    page's text holds without them."""
+    text = _WS.sub(" ", unicodedata.normalize("NFKC", passage)).strip()
+    if (i := haystack.find(text)) != -1:
+        return [(i, i + len(text))]
+    lines = [_WS.sub(" ", unicodedata.normalize("NFKC", line)).strip() for line in passage.splitlines()]
+    located = [(line, _locate(haystack, line)) for line in lines if line]
+    if any(sp is not None and " | " in line for line, sp in located):
+        return [sp for _, sp in located if sp is not None]  # the rows, and the lines around them
+    head = _find(haystack, text)  # its head, at least
+    return [head] if head is not None else []
+
+
+def evidence_text(quote: str) -> str:
+    """The words of an evidence quote ('multicolumn.pdf, page 3: "..."'), without its place."""
+    _, sep, rest = quote.partition(': "')
+    return rest[:-1] if sep and rest.endswith('"') else quote
+
+
 @dataclass(frozen=True)
 class PageImage:
     image: Image.Image
     found: bool  # whether the passage was located on the page (else shown unmarked)
+    evidence_found: bool = False  # whether the answer's sentence or row was (and is marked)
 
 
-def pdf_page_image(path: Path, page: int, passage: str, words: set[str], *, scale: float = 1.6) -> PageImage:
-    """Page ``page`` (1-based) of the PDF at ``path``, the passage and its supporting words marked."""
+def pdf_page_image(path: Path, page: int, passage: str, words: set[str], *, scale: float = 1.6,
+                   evidence: Sequence[str] = ()) -> PageImage:  # fmt: skip
+    """Page ``page`` (1-based) of the PDF at ``path``: the passage faintly marked, the
+    sentences or table rows of ``evidence`` (what the answer rests on) clearly, and the
+    supporting ``words`` strongest, within the evidence when it is found, else the passage.
+
+    The evidence is what the eye should land on: the passage (a chunk) starts wherever
+    the splitter cut it, often a table's title or mid-word, far from the answer."""
     try:
         pdf = pdfium.PdfDocument(path)
     except pdfium.PdfiumError as e:
@@ -87,7 +151,7 @@ def pdf_page_image(path: Path, page: int, passage: str, words: set[str], *, scal
         height = pg.get_height()
         textpage = pg.get_textpage()
         norm, where = _normalised(textpage.get_text_range())
-        span = _find(norm, _WS.sub(" ", unicodedata.normalize("NFKC", passage)))
+        spans = _passage_spans(norm, passage)
         overlay = Image.new("RGBA", image.size, (0, 0, 0, 0))
         draw = ImageDraw.Draw(overlay)
 
@@ -98,15 +162,21 @@ def pdf_page_image(path: Path, page: int, passage: str, words: set[str], *, scal
                 box = [left * scale, (height - top) * scale, right * scale, (height - bottom) * scale]
                 draw.rectangle(box, fill=fill)
 
-        if span is not None:
-            mark(*span, PASSAGE_FILL)
-            lowered = norm.lower()
+        for a, b in spans:
+            mark(a, b, PASSAGE_FILL)
+        quotes = (_WS.sub(" ", unicodedata.normalize("NFKC", q)) for q in evidence)
+        found = [sp for q in quotes if (sp := _locate(norm, q)) is not None]
+        for a, b in found:
+            mark(a, b, EVIDENCE_FILL)
+        lowered = norm.lower()
+        for a, b in found or spans:
             for w in words:
-                for m in re.finditer(rf"(?<!\w){re.escape(w.lower())}(?!\w)", lowered[span[0] : span[1]]):
-                    mark(span[0] + m.start(), span[0] + m.end(), WORD_FILL)
+                for m in re.finditer(rf"(?<!\w){re.escape(w.lower())}(?!\w)", lowered[a:b]):
+                    mark(a + m.start(), a + m.end(), WORD_FILL)
         textpage.close()
         pg.close()
-        return PageImage(Image.alpha_composite(image, overlay).convert("RGB"), span is not None)
+        shown = Image.alpha_composite(image, overlay).convert("RGB")
+        return PageImage(shown, bool(spans) or bool(found), bool(found))
     finally:
         pdf.close()
 

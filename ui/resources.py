@@ -9,6 +9,7 @@ this same process).
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from rag.answer.chain import RagChain
     from rag.types import DecodingParams, Encoder, Generator
 
+log = logging.getLogger(__name__)
 
 def make_encoder(settings: Settings) -> Encoder:
     from rag.models.embed import build_encoder
@@ -46,6 +48,17 @@ def make_chain(settings: Settings, index_dir: Path, encoder: Encoder,
     from rag.answer.build import build_chain
 
     return build_chain(settings, index_dir, encoder=encoder, generator=generator)
+
+
+def make_reader(settings: Settings) -> None:
+    """Load the extractive reader ahead of the first question: build_chain takes it from
+    the same process-wide cache (shared_reader), so the chain then opens without the wait."""
+    if not settings.reader:
+        return
+    from rag.models.device import resolve_device
+    from rag.models.span_reader import shared_reader
+
+    shared_reader(resolve_device(settings.device))
 
 
 def decoder_settings(settings: Settings, decoder: str) -> Settings:
@@ -97,25 +110,95 @@ def shared_generator(_settings: Settings, key: str) -> Generator:
     return generator
 
 
+class Warmup:
+    """Loads the models in one background thread, started by the first page run of the
+    process, so the first question does not wait for them (it waited ~30 s, with nothing
+    on the page saying why). What is loading is shown at the top of the page meanwhile.
+
+    A model that fails to load here is only logged: the page loads it again where it is
+    needed and shows that error with what the user was doing.
+    """
+
+    ROLES = ("encoder", "decoder", "reader")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._started: set[str] = set()
+        self._state: dict[str, str] = {}  # role -> "waiting", "loading", "ready" or "failed"
+
+    def start(self, settings: Settings) -> None:
+        """Start loading what ``settings`` use, once per process and settings."""
+        key = settings_key(settings)
+        with self._lock:
+            if key in self._started:
+                return
+            self._started.add(key)
+            roles = ["encoder"]
+            if settings.decoder == "local":  # a remote decoder (RAG_DECODER=openai:URL) has nothing to load
+                roles.append("decoder")
+            if settings.reader:
+                roles.append("reader")
+            self._state = dict.fromkeys(roles, "waiting")
+        threading.Thread(target=self._run, args=(settings, key), name="docchat-warmup", daemon=True).start()
+
+    def _run(self, settings: Settings, key: str) -> None:
+        for role in list(self._state):
+            self._state[role] = "loading"
+            try:
+                if role == "encoder":
+                    shared_encoder(settings, key)
+                elif role == "decoder":
+                    shared_generator(settings, key)
+                else:
+                    make_reader(settings)
+            except Exception as e:  # the page loads it again where needed, and says why it failed
+                log.warning("loading the %s in the background failed: %s", role, e)
+                self._state[role] = "failed"
+            else:
+                self._state[role] = "ready"
+
+    def status(self) -> str | None:
+        """'Loading the models… (encoder ready, decoder loading)' while any is loading, else None."""
+        state = dict(self._state)
+        if not any(v in ("waiting", "loading") for v in state.values()):
+            return None
+        parts = ", ".join(f"{role} {'not loaded' if v == 'failed' else v}" for role, v in state.items())
+        return f"Loading the models… ({parts})"
+
+
+@st.cache_resource(show_spinner=False)
+def warmup() -> Warmup:
+    return Warmup()
+
+
+@st.fragment(run_every=1.0)
+def warmup_status() -> None:
+    """What is still loading, polled; once all is loaded, the whole page runs again without it."""
+    text = warmup().status()
+    if text is None:
+        st.rerun()
+        return
+    st.caption(f":material/hourglass_top: {escape_markdown(text)}")
+
+
 def load_encoder_visibly(settings: Settings, slot: DeltaGenerator) -> Encoder:
     """The encoder; on a cold start the main area says it is loading (instead of staying blank)."""
     key = settings_key(settings)
     if ("encoder", key) in loaded_models():
         return shared_encoder(settings, key)
-    with slot.container(), st.spinner(
-        f"Starting docchat: loading the embedding model ({configured_name(settings.encoder_model)})…",
-        show_time=True,
-    ):
+    label = warmup().status() or "Loading the models… (encoder loading)"
+    with slot.container(), st.spinner(f"Starting docchat: {label}", show_time=True):
         encoder = shared_encoder(settings, key)
     slot.empty()
     return encoder
 
 
 def load_generator_visibly(settings: Settings) -> float:
-    """Load the decoder unless it is loaded; seconds it took here (0.0: it was loaded).
+    """Wait for the decoder unless it is loaded; seconds waited here (0.0: it was loaded).
 
-    Loaded with the first question, in a status box that says so, so the answer's own
-    time (in its caption) does not silently include it."""
+    Loading started with the app (Warmup); a question asked before it ended waits in a
+    status box that says so, so the answer's own time (in its caption) does not silently
+    include it."""
     key = settings_key(settings)
     if settings.decoder != "local":
         return 0.0  # a remote decoder (RAG_DECODER=openai:URL): nothing to load here
@@ -123,12 +206,13 @@ def load_generator_visibly(settings: Settings) -> float:
         shared_generator(settings, key)
         return 0.0
     label = f"Loading the language model ({configured_name(settings.decoder_model)}), once per start…"
+    t0 = time.perf_counter()
     with st.status(label, expanded=False) as status:
         shared_generator(settings, key)
         info = loaded_models()[("decoder", key)]
         status.update(label=f"Language model {info.name} loaded on {info.device} in {info.seconds:.1f} s",
                       state="complete")  # fmt: skip
-    return info.seconds
+    return time.perf_counter() - t0
 
 
 def configured_name(model: str) -> str:
@@ -147,7 +231,10 @@ def render_models(settings: Settings, decoder: str) -> None:
             info = models.get((role, key))
             if info is None:
                 name = escape_markdown(configured_name(configured))
-                st.caption(f"{label}: {name}, loads with the first question")
+                # Only the configured models load with the app (Warmup); another decoder
+                # chosen in the sidebar loads with its first question.
+                when = "loading…" if key == settings_key(settings) else "loads with the first question"
+                st.caption(f"{label}: {name}, {when}")
             else:
                 name = escape_markdown(info.name)
                 st.caption(f"{label}: {name} on {info.device} (loaded in {info.seconds:.1f} s)")

@@ -7,14 +7,18 @@ scale); the raw score is in the indicator's tooltip.
 
 from __future__ import annotations
 
+import base64
+import html
+import io
 from pathlib import Path
 
 import streamlit as st
+from PIL import Image
 
 from rag.types import Source
 from ui.chat_store import Turn
 from ui.highlight import escape_markdown, passage_markdown, support_words
-from ui.preview import PreviewError, document_path, document_text, pdf_page_image, text_context
+from ui.preview import PreviewError, document_path, document_text, evidence_text, pdf_page_image, text_context
 
 # What Source.score is in each retrieval mode: the ranking score, not a probability.
 SCORE_NAME = {"hybrid": "rank fusion", "dense": "cosine similarity", "bm25": "BM25"}
@@ -52,17 +56,43 @@ def score_help(s: Source, mode: str) -> str:
     return f"Raw score {s.score:.4g} ({kind}). {how}"
 
 
+def evidence_of(turn: Turn, s: Source) -> tuple[str, ...]:
+    """The sentences (or table rows) of the answer's evidence quoted from source ``s``."""
+    if turn.abstained or s.n not in turn.cited:
+        return ()
+    where = s.source if s.page is None else f"{s.source}, page {s.page}"
+    return tuple(evidence_text(q) for q in turn.evidence if q.startswith(f'{where}: "'))
+
+
+#: Narrowest the page image is drawn: on a 390 px phone the whole page shrunk to the screen
+#: was unreadable; below this width it scrolls sideways instead.
+READABLE_PAGE_PX = 900
+
+
+def page_html(image: Image.Image, alt: str) -> str:
+    """The page image, full width, but never narrower than READABLE_PAGE_PX (then scrolled)."""
+    buf = io.BytesIO()
+    image.save(buf, format="PNG", optimize=True)
+    data = base64.b64encode(buf.getvalue()).decode("ascii")
+    return (f'<div style="overflow-x:auto"><img src="data:image/png;base64,{data}" alt="{html.escape(alt)}" '
+            f'style="display:block;width:100%;min-width:{READABLE_PAGE_PX}px"></div>')  # fmt: skip
+
+
 @st.dialog("Source", width="large")
-def open_source(documents_dir: str, s: Source, words: frozenset[str]) -> None:
-    """The cited page as an image with the passage marked, or the passage in its text."""
+def open_source(documents_dir: str, s: Source, words: frozenset[str], evidence: tuple[str, ...] = ()) -> None:
+    """The cited page as an image with the answer's sentence or row marked (else the
+    passage), or the passage in its text."""
     where = f", page {s.page}" if s.page is not None else ""
     st.markdown(f"**\\[{s.n}\\] {escape_markdown(s.source)}**{escape_markdown(where)}")
     try:
         path = document_path(Path(documents_dir), s.source)
         if s.page is not None and path.suffix.lower() == ".pdf":
-            shown = pdf_page_image(path, s.page, s.text, set(words))
-            missing = "The passage could not be located on the page."
-            st.image(shown.image, caption=None if shown.found else missing)
+            shown = pdf_page_image(path, s.page, s.text, set(words), evidence=evidence)
+            if shown.evidence_found:
+                st.caption("The sentence the answer rests on is marked.")
+            elif not shown.found:
+                st.caption("The passage could not be located on the page.")
+            st.html(page_html(shown.image, f"{s.source}, page {s.page}"))
             return
         ctx = text_context(document_text(path), s.text, s.start, s.end)
     except PreviewError as e:
@@ -88,7 +118,7 @@ def render_citations(turn: Turn, key: str, documents_dir: Path) -> None:
         label = f"\\[{s.n}\\] {escape_markdown(s.source)}{page}"
         if row.button(label, key=f"cite_{key}_{s.n}", icon=":material/description:", type="tertiary",
                       help="Open the cited page with the passage marked"):  # fmt: skip
-            open_source(str(documents_dir), s, words)
+            open_source(str(documents_dir), s, words, evidence_of(turn, s))
 
 
 def render_sources(turn: Turn, key: str, documents_dir: Path, rrf_k: int, *, expanded: bool) -> None:
@@ -108,4 +138,4 @@ def render_sources(turn: Turn, key: str, documents_dir: Path, rrf_k: int, *, exp
                 st.markdown(passage_markdown(s.text, words if cited else frozenset()))
                 label = "Open the page" if s.page is not None else "Show in the document"
                 if st.button(label, key=f"open_{key}_{s.n}", icon=":material/open_in_new:"):
-                    open_source(str(documents_dir), s, words if cited else frozenset())
+                    open_source(str(documents_dir), s, words if cited else frozenset(), evidence_of(turn, s))

@@ -44,7 +44,7 @@ from rag.answer.prompt import PromptStyle, build_prompt
 from rag.answer.reading import read_sources
 from rag.answer.routes import Route, RouteContext
 from rag.answer.steps import messages_of, search_query, to_sources, weak_evidence
-from rag.answer.verify import Evidence, agrees, supported
+from rag.answer.verify import Evidence, agrees, competing, supported
 from rag.models.chat_model import GeneratorChatModel, call_options
 from rag.models.span_reader import SpanReader
 from rag.settings import RetrieverMode
@@ -315,7 +315,7 @@ class RagChain:
             return Answer(ABSTAIN_TEXT, True, shown, [], timings, method="abstained")
         text = f"{span.text} [{best.source.n}]"
         return Answer(text, False, shown, [best.source.n], timings, evidence=[best.quote()],
-                      method="extracted")
+                      method="extracted", overruled=competing(reply, span.text))
 
     # --- the sync and async paths --------------------------------------------------------------
 

@@ -17,7 +17,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from rag.answer.citations import strip_markers
+from rag.answer.citations import says_unknown, strip_markers
 from rag.text import content_words, normalize_text, number_tokens, sentence_spans
 from rag.types import Source, Span
 
@@ -143,3 +143,20 @@ def agrees(reply: str, spans: Sequence[Span]) -> bool:
                 and len(mine & theirs) * 2 >= len(theirs):
             return True
     return False
+
+
+# Beyond this many words the decoder wrote an explanation, not a rival answer.
+RIVAL_WORDS = 12
+
+
+def competing(reply: str, span: str) -> str:
+    """The decoder's reply when it is a short answer of its own that does not contain the
+    reader's span (a real disagreement worth telling the user), else "".
+
+    Most overruled replies only failed to be backed up (a rephrasing, a sentence too many);
+    saying so on every answer read as a failure, so only a rival answer is reported."""
+    text = strip_markers(reply).strip()
+    words = normalize_text(text).split()
+    if not words or len(words) > RIVAL_WORDS or normalize_text(span) in " ".join(words):
+        return ""
+    return "" if says_unknown(text) else text
