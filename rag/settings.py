@@ -113,6 +113,12 @@ class Settings(BaseSettings):
     )
 
     # --- reader ------------------------------------------------------------------------
+    report_answers: bool = Field(
+        True,
+        description="Figures asked of a report are read from its statement tables and measures "
+        "(margins, ratios, growth) computed from them by code (rag/answer/reports.py); false = "
+        "the reader's path answers them as any question.",
+    )
     reader: bool = Field(
         True,
         description="Extractive reader (rag/models/span_reader.py) finds the answer span the decoder "

@@ -8,6 +8,7 @@ from pathlib import Path
 from langchain_core.language_models import BaseChatModel
 
 from rag.answer.chain import RagChain
+from rag.answer.reports import default_routes
 from rag.answer.routes import Route
 from rag.answer.steps import decoding_params
 from rag.models.chat_model import GeneratorChatModel
@@ -61,5 +62,5 @@ def build_chain(
         reader_overlap_weight=settings.reader_overlap_weight,
         params=decoding_params(settings),
         context_tokens=settings.context_tokens,
-        routes=() if routes is None else routes,
+        routes=default_routes(settings) if routes is None else routes,
     )

@@ -84,6 +84,12 @@ def _rows(passage: str) -> list[tuple[str, list[_Cell]]]:
     return rows
 
 
+def table_rows(passage: str) -> list[tuple[str, list[_Cell]]]:
+    """(row label, cells) of every table row in ``passage`` (figures are read from them:
+    :mod:`rag.answer.figures`)."""
+    return _rows(passage)
+
+
 def _toc_rows(passage: str) -> list[tuple[str, list[_Cell]]]:
     """(entry, [its page]) of every table-of-contents line in ``passage``: a run of at least
     three such lines whose page numbers never go down."""
