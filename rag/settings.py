@@ -113,6 +113,12 @@ class Settings(BaseSettings):
     )
 
     # --- reader ------------------------------------------------------------------------
+    document_answers: bool = Field(
+        True,
+        description="Summaries and lists (\"Summarize the document\", \"List all the countries\") "
+        "are built from the whole document's sentences and tables, each cited "
+        "(rag/answer/documents.py); false = the reader's path answers them as any question.",
+    )
     report_answers: bool = Field(
         True,
         description="Figures asked of a report are read from its statement tables and measures "

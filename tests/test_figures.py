@@ -123,3 +123,75 @@ def test_a_missing_input_is_a_refusal_naming_it(settings: Settings, tmp_path: Pa
 def test_other_questions_go_to_the_decoder(settings: Settings, tmp_path: Path) -> None:
     answer = _chain(settings, tmp_path).invoke("Who is the chief executive of Acme?")
     assert answer.method != "figure" and answer.method != "computed"
+
+
+def test_a_figure_is_given_in_the_scale_asked(settings: Settings, tmp_path: Path) -> None:
+    answer = _chain(settings, tmp_path).invoke("What was the FY2023 revenue? Answer in USD billions.")
+    assert answer.method == "figure" and "$12.40 billion ($12,400 million [" in answer.text
+
+
+def test_an_average_over_years_shows_each_year(settings: Settings, tmp_path: Path) -> None:
+    question = ("What is the FY2022 - FY2023 2 year average net profit margin (as a %)? "
+                "Round to two decimal places.")
+    answer = _chain(settings, tmp_path).invoke(question)
+    assert answer.method == "computed", answer.text
+    # 1,240 / 12,400 = 10.00% and 1,001 / 11,000 = 9.10%: the mean 9.55%.
+    assert answer.text.startswith("The FY2022-FY2023 average net margin is 9.55%"), answer.text
+    assert "FY2022: net income / revenue = 9.10%" in answer.text and "= 10.00%" in answer.text
+
+
+def test_a_change_between_two_years_in_percentage_points(settings: Settings, tmp_path: Path) -> None:
+    answer = _chain(settings, tmp_path).invoke("How did the operating margin change from FY2022 to FY2023?")
+    # 1,540 / 11,000 = 14.0% -> 1,860 / 12,400 = 15.0%
+    assert answer.text.startswith("The operating margin went from 14.0% in FY2022 to 15.0% in FY2023 "
+                                  "(+1.0 percentage points)"), answer.text
+
+
+def test_yes_no_on_a_trend_is_decided_by_the_figures(settings: Settings, tmp_path: Path) -> None:
+    chain = _chain(settings, tmp_path)
+    answer = chain.invoke("Does Acme have an improving gross margin profile as of FY2023?")
+    assert answer.method == "judged" and not answer.abstained
+    assert answer.text.startswith("Yes: the gross margin rose from 38.0% in FY2022 to 40.0% in FY2023")
+    assert answer.cited and all(s.page == 1 for s in answer.sources if s.n in answer.cited)
+    answer = chain.invoke("Has Acme's current ratio improved or declined between FY2022 and FY2023?")
+    assert answer.text.startswith("Improved: the current ratio rose from 1.78 in FY2022 to 2.00"), answer.text
+    answer = chain.invoke("Is Acme's net margin declining as of FY2023?")
+    assert answer.text.startswith("No: the net margin rose"), answer.text
+
+
+def test_yes_no_on_a_sign(settings: Settings, tmp_path: Path) -> None:
+    answer = _chain(settings, tmp_path).invoke("Does Acme have positive working capital based on FY2023 data?")
+    assert answer.text.startswith("Yes: the FY2023 working capital was 2,600 million, positive"), answer.text
+
+
+def test_a_yes_no_without_its_figures_goes_to_the_reader(settings: Settings, tmp_path: Path) -> None:
+    answer = _chain(settings, tmp_path).invoke("Does Acme have an improving quick ratio as of FY2021?")
+    assert answer.method not in ("judged", "computed")
+
+
+# Questions written for these tests (not from any evaluation set), by the kind a reader of
+# reports asks; the kind decides the answer path.
+KINDS = [
+    ("What was Siemens' FY2021 net income?", "figure"),
+    ("How much did Nestle spend on capital expenditures in fiscal 2020 (in CHF millions)?", "figure"),
+    ("What were total assets at the end of FY2019?", "figure"),
+    ("What is the FY2022 operating margin of Unilever?", "computed"),
+    ("Compute the quick ratio for FY2020. Round to two decimal places.", "computed"),
+    ("What is the revenue growth from FY2020 to FY2021?", "computed"),
+    ("What is Tesla's FY2021 days sales outstanding?", "computed"),
+    ("What was the average effective tax rate over FY2019 - FY2021?", "computed"),
+    ("Is Danone's gross margin improving as of FY2022?", "yesno"),
+    ("Does the company have positive free cash flow in FY2021?", "yesno"),
+    ("Summarize the risk factors of the report.", "summary"),
+    ("List the segments the company reports.", "list"),
+    ("Who is the chief financial officer?", "other"),
+    ("What was the organic sales growth in FY2022, excluding currency effects?", "other"),
+    ("What drove the change in operating income?", "other"),
+]
+
+
+@pytest.mark.parametrize(("question", "kind"), KINDS)
+def test_question_kinds(question: str, kind: str) -> None:
+    from rag.answer.kinds import question_kind
+
+    assert question_kind(question) == kind

@@ -33,6 +33,8 @@ def test_text_golds_are_not_numeric(gold: str) -> None:
 @pytest.mark.parametrize(("reply", "gold", "right"), [
     ("3M's FY2018 capital expenditure was $1,577 million", "$1577.00", True),
     ("$1.577 billion", "$1577.00", True),
+    ("$8.74 billion ($8,738 million)", "$8.70", True),  # the gold in billions, unit unsaid
+    ("$9.00 billion", "$8.70", False),
     ("1,590", "$1577.00", True),  # 0.8% off: inside the 1% tolerance
     ("1,600", "$1577.00", False),  # 1.5% off
     ("The ratio is 24.3 (revenue 6,489 / average PP&E 267.5)", "24.26", True),

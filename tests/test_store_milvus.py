@@ -77,6 +77,10 @@ def test_ingest_gives_the_same_chunks_and_search_results(settings: Settings, mil
     assert isinstance(mi, MilvusIndex)
     assert chunk_table(fa) == chunk_table(mi)
     assert [f.source for f in fa.files()] == [f.source for f in mi.files()]
+    for f in fa.files():  # a whole document, in reading order, from either store
+        whole = [(c.id, c.page, c.start) for c in fa.document_chunks(f.source)]
+        assert whole and whole == [(c.id, c.page, c.start) for c in mi.document_chunks(f.source)]
+        assert whole == sorted(whole, key=lambda t: (t[1] or 0, t[2]))
     assert any(p is not None for _, _, p, *_ in chunk_table(mi))  # PDF pages survived
     assert any("\n" in h for *_, h in chunk_table(mi))  # and page headings with them
     for mode in ("hybrid", "dense", "bm25"):

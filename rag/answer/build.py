@@ -8,7 +8,9 @@ from pathlib import Path
 from langchain_core.language_models import BaseChatModel
 
 from rag.answer.chain import RagChain
-from rag.answer.reports import default_routes
+from rag.answer.documents import DocumentRoute, DocumentStore
+from rag.answer.judgments import YesNoRoute
+from rag.answer.reports import ReportRoute
 from rag.answer.routes import Route
 from rag.answer.steps import decoding_params
 from rag.models.chat_model import GeneratorChatModel
@@ -62,5 +64,18 @@ def build_chain(
         reader_overlap_weight=settings.reader_overlap_weight,
         params=decoding_params(settings),
         context_tokens=settings.context_tokens,
-        routes=default_routes(settings) if routes is None else routes,
+        routes=default_routes(settings, index) if routes is None else routes,
     )
+
+
+def default_routes(settings: Settings, store: DocumentStore) -> list[Route]:
+    """The routes the chain tries before the reader, as the settings ask: a summary or a
+    list from the whole document, yes/no on a measure's trend or sign, then figures and
+    computed measures."""
+    routes: list[Route] = []
+    if settings.document_answers:
+        routes.append(DocumentRoute(store))
+    if settings.report_answers:
+        report = ReportRoute(store)
+        routes += [YesNoRoute(report), report]
+    return routes

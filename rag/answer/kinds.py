@@ -14,7 +14,7 @@ import re
 from typing import Literal
 
 from rag.answer.figures import items_in, years_in
-from rag.answer.measures import measure_of
+from rag.answer.measures import from_statements, measure_of
 
 Kind = Literal["figure", "computed", "yesno", "summary", "list", "other"]
 
@@ -22,8 +22,9 @@ _YESNO = re.compile(r"^\s*(?:is|are|was|were|does|do|did|has|have|had|can|could|
                     re.IGNORECASE)
 _SUMMARY = re.compile(r"^\s*(?:summari[sz]e|describe|explain|outline)\b|\b(?:summary|overview)\s+of\b",
                       re.IGNORECASE)
-_LIST = re.compile(r"^\s*(?:list|name|enumerate)\b|\bwhat\s+are\s+(?:the|all)\b.*\b(?:segments|risks|"
-                   r"products|factors|reasons|names)\b|^\s*which\s+\w+\s+(?:are|were)\b", re.IGNORECASE)
+_LIST = re.compile(r"^\s*(?:list|enumerate)\b|^\s*name\s+(?:all|every|each)\b|"
+                   r"\bwhat\s+are\s+(?:the|all)\b.*\b(?:segments|risks|products|factors|reasons|names)\b|"
+                   r"^\s*which\s+\w+\s+(?:are|were)\b", re.IGNORECASE)
 _AMOUNT = re.compile(r"\b(?:amount|how\s+much|what\s+(?:is|was|were)|in\s+(?:usd\s+)?(?:millions|thousands|"
                      r"billions)|total)\b", re.IGNORECASE)
 
@@ -37,6 +38,7 @@ def question_kind(question: str) -> Kind:
         return "summary"
     if _LIST.search(question):
         return "list"
-    if len(items_in(question)) == 1 and years_in(question) and _AMOUNT.search(question):
+    if (len(items_in(question)) == 1 and years_in(question) and _AMOUNT.search(question)
+            and from_statements(question)):
         return "figure"
     return "other"

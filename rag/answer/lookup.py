@@ -57,44 +57,44 @@ _SHOWN_CHARS = 200  # of the passage a "which document" answer quotes
 
 
 @dataclass(frozen=True)
-class _Cell:
+class Cell:
     heading: str
     value: str
     start: int  # of the value in the passage
     end: int
 
 
-def _rows(passage: str) -> list[tuple[str, list[_Cell]]]:
+def _rows(passage: str) -> list[tuple[str, list[Cell]]]:
     """(row label, cells) of every table row in ``passage``."""
-    rows: list[tuple[str, list[_Cell]]] = []
+    rows: list[tuple[str, list[Cell]]] = []
     for m in _LINE.finditer(passage):
         parts = m.group().split(CELL_SEP)
         if len(parts) < 3:
             continue
-        cells: list[_Cell] = []
+        cells: list[Cell] = []
         pos = m.start() + len(parts[0]) + len(CELL_SEP)
         for part in parts[1:]:
             heading, sep, value = part.partition(": ")
             if sep and value.strip():
                 start = pos + len(heading) + len(sep)
-                cells.append(_Cell(heading.strip(), value.strip(), start, start + len(value.rstrip())))
+                cells.append(Cell(heading.strip(), value.strip(), start, start + len(value.rstrip())))
             pos += len(part) + len(CELL_SEP)
         if len(cells) >= 2:
             rows.append((parts[0].strip(), cells))
     return rows
 
 
-def table_rows(passage: str) -> list[tuple[str, list[_Cell]]]:
+def table_rows(passage: str) -> list[tuple[str, list[Cell]]]:
     """(row label, cells) of every table row in ``passage`` (figures are read from them:
     :mod:`rag.answer.figures`)."""
     return _rows(passage)
 
 
-def _toc_rows(passage: str) -> list[tuple[str, list[_Cell]]]:
+def _toc_rows(passage: str) -> list[tuple[str, list[Cell]]]:
     """(entry, [its page]) of every table-of-contents line in ``passage``: a run of at least
     three such lines whose page numbers never go down."""
-    rows: list[tuple[str, list[_Cell]]] = []
-    run: list[tuple[str, _Cell]] = []
+    rows: list[tuple[str, list[Cell]]] = []
+    run: list[tuple[str, Cell]] = []
 
     def close() -> None:
         if len(run) >= _TOC_MIN_LINES:
@@ -106,7 +106,7 @@ def _toc_rows(passage: str) -> list[tuple[str, list[_Cell]]]:
         if entry is None or CELL_SEP in m.group():
             close()
             continue
-        cell = _Cell("page", entry["page"], m.start() + entry.start("page"), m.start() + entry.end("page"))
+        cell = Cell("page", entry["page"], m.start() + entry.start("page"), m.start() + entry.end("page"))
         if run and int(cell.value) < int(run[-1][1].value):
             close()
         run.append((entry["label"].strip(" ."), cell))
@@ -134,7 +134,7 @@ def _entry_hits(label: str, asked: set[str]) -> int:
 def lookup(question: str, passages: Sequence[str]) -> list[Span]:
     """The cell the question asks for, as a span (at most one; none when unsure)."""
     asked = content_stems(question)
-    best: list[tuple[int, str, _Cell]] = []  # (passage, kind, cell)
+    best: list[tuple[int, str, Cell]] = []  # (passage, kind, cell)
     top = 0
     for p, passage in enumerate(passages):
         rows = [(label, cells, "cell") for label, cells in _rows(passage)]

@@ -9,8 +9,10 @@ top-k passages: a search function and the chat model (to phrase, never to comput
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import PurePosixPath
 from typing import Protocol
 
 from langchain_core.documents import Document
@@ -41,3 +43,43 @@ class Route(Protocol):
     and the reader's path may still answer; a refusal it is sure of is an abstained Answer."""
 
     def __call__(self, ctx: RouteContext) -> Answer | None: ...
+
+
+_FILE_WORDS = re.compile(r"[a-z0-9]+")
+_YEAR_IN_NAME = re.compile(r"(?<!\d)((?:19|20)\d\d)(?!\d)")
+_QUARTER = re.compile(r"(?<![a-z])q[1-4](?![0-9])|\bquarter", re.IGNORECASE)
+
+
+def named_documents(question: str, names: Sequence[str], years: Sequence[int] = ()) -> list[str]:
+    """The documents a question names by their file name: all the name's words
+    ("steam engine" for Steam_engine.txt), or its first word, the owner, written out
+    ("Activision Blizzard", "3M" for ACTIVISIONBLIZZARD_2019_10K.pdf). Of several by one
+    owner, those whose name holds the asked (latest) year come first, then later ones
+    (a filing shows the years before it too), then the rest."""
+    asked = _FILE_WORDS.findall(question.lower())
+    words = set(asked)
+    # Runs of one to four words, squashed: "american water works" -> "americanwaterworks".
+    runs = {"".join(asked[i:i + n]) for n in range(1, 5) for i in range(len(asked) - n + 1)}
+    named: list[str] = []
+    for name in names:
+        stem = PurePosixPath(name).stem.lower().replace("_", " ").replace("-", " ")
+        parts = _FILE_WORDS.findall(stem)
+        if not parts:
+            continue
+        owner = parts[0]
+        if set(parts) <= words or (len(owner) >= 2 and not owner.isdigit() and owner in runs):
+            named.append(name)
+    if years and len(named) > 1:
+        latest = max(years)
+
+        quarter_asked = _QUARTER.search(question) is not None
+
+        def rank(name: str) -> tuple[int, bool]:
+            found = [int(y) for y in _YEAR_IN_NAME.findall(name)]
+            # A year's own report first; a quarter's only when a quarter is asked.
+            quarterly = _QUARTER.search(PurePosixPath(name).stem) is not None
+            return (0 if latest in found else (1 if any(y > latest for y in found) else 2),
+                    quarterly != quarter_asked)
+
+        named.sort(key=rank)
+    return named

@@ -3,8 +3,9 @@
 A gold answer is numeric when it is one figure and its unit ("$1577.00", "24.26", "1.9%",
 "(3.2)"). A reply is right when one of the figures it states is within ``TOLERANCE`` of the
 gold once its scale is applied ("1.577 billion", "1,577 million"), allowing one shift of a
-thousand or a million either way (a reply in millions for a gold in thousands reads the same
-table) and, for percentages, a share written as a fraction ("0.019" for "1.9%").
+thousand, a million or a billion either way (a reply in millions for a gold in thousands
+reads the same table; a gold "$8.70" for a question asking "in USD billions" carries no
+scale word) and, for percentages, a share written as a fraction ("0.019" for "1.9%").
 Negative values may be written in parentheses, as filings do: "(1,234)" is -1234.
 """
 
@@ -72,10 +73,10 @@ def close(a: float, b: float, tolerance: float = TOLERANCE) -> bool:
 
 
 def same_figure(pred: tuple[float, bool], gold: tuple[float, bool], tolerance: float = TOLERANCE) -> bool:
-    """``pred`` states ``gold``, up to one thousand/million shift (or percent vs fraction)."""
+    """``pred`` states ``gold``, up to one thousand/million/billion shift (or percent vs fraction)."""
     value, _ = pred
     target, gold_pct = gold
-    shifts = [1.0, 1e3, 1e-3, 1e6, 1e-6]
+    shifts = [1.0, 1e3, 1e-3, 1e6, 1e-6, 1e9, 1e-9]
     if gold_pct or pred[1]:
         shifts += [100.0, 0.01]
     return any(close(value * s, target, tolerance) for s in shifts)

@@ -222,6 +222,12 @@ class MilvusIndex:
                       header=g.get(HEADER, ""))
                 for g in (got[int(r)] for r in rows)]
 
+    def document_chunks(self, source: str) -> list[Chunk]:
+        found = self.client.query(self._chunks, filter=f"{self._live} and source == {quote_literal(source)}",
+                                  output_fields=["row"], consistency_level="Strong")
+        chunks = self.chunks(sorted(int(r["row"]) for r in found))
+        return sorted(chunks, key=lambda c: (c.page or 0, c.start, c.end))
+
     def vectors(self, rows: Sequence[int]) -> FloatArray:
         if not rows:
             return np.zeros((0, self.manifest.dimension), dtype=np.float32)

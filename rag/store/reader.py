@@ -217,6 +217,11 @@ class Index:
             raise IndexCorruptError(f"index {self.path}: rows {missing[:5]} missing from chunks")
         return [by_row[r] for r in rows]
 
+    def document_chunks(self, source: str) -> list[Chunk]:
+        rows = [r for (r,) in self._db.execute(
+            'SELECT row FROM chunks WHERE source = ? ORDER BY page, start, "end"', (source,))]
+        return self.chunks(rows)
+
     def vectors(self, rows: Sequence[int]) -> FloatArray:
         if not rows:
             return np.zeros((0, self.manifest.dimension), dtype=np.float32)
