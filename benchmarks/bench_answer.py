@@ -7,7 +7,7 @@ retrieved passages, with the decoder alone, with the extractive reader, its evid
 sentence and the answer checks, and with the decoder's vote on the reader's spans too (the
 default chain); the figures are medians over a few questions.
 
-    HF_HUB_OFFLINE=1 PYTHONPATH=. python benchmarks/bench_answer.py [--questions 5] [--threads N]
+    python benchmarks/bench_answer.py [--questions 5] [--threads N]
 """
 
 from __future__ import annotations
@@ -19,11 +19,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import common  # noqa: F401  (the repository on sys.path, HF_HUB_OFFLINE, before any model loads)
 import torch
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
-from squad_sample import SquadItem, load_items  # benchmarks/ is on sys.path as a script
+from squad_sample import SquadItem, load_items
 
 from rag.answer.chain import RagChain
 from rag.answer.steps import decoding_params

@@ -6,7 +6,7 @@ closed-loop clients (each sends its next request when the last one is answered) 
 concurrency level. Prints requests/s and p50/p95 latency per level; 429 answers (queue
 full, RAG_API_MAX_QUEUE) and errors are counted, never timed.
 
-    HF_HUB_OFFLINE=1 PYTHONPATH=. python benchmarks/bench_api.py [--clients 1 4 16]
+    python benchmarks/bench_api.py [--clients 1 4 16]
         [--search-requests 64] [--answer-requests 16] [--only search|answer]
         [--url http://127.0.0.1:8000 --collection NAME]
 """
@@ -27,9 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from common import ROOT
 
-REPO = Path(__file__).resolve().parent.parent
-SAMPLE = REPO / "corpora" / "sample"
+SAMPLE = ROOT / "corpora" / "sample"
 DOCUMENTS = ["Steam_engine.txt", "Oxygen.md", "Apollo_program.html"]
 QUESTIONS = [
     "Who patented the first practical steam engine?",
@@ -109,10 +109,10 @@ def free_port() -> int:
 
 def start_server(indexes: Path) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
-    env = {**os.environ, "RAG_INDEXES_DIR": str(indexes), "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "RAG_INDEXES_DIR": str(indexes), "PYTHONPATH": str(ROOT)}
     env.pop("RAG_API_TOKEN", None)
     proc = subprocess.Popen([sys.executable, "-m", "rag_cli.main", "serve", "--port", str(port)],
-                            cwd=REPO, env=env)
+                            cwd=ROOT, env=env)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 300
     while True:

@@ -1,6 +1,6 @@
 """BM25-only retrieval quality of one or more indexes on a QA file, without the encoder.
 
-    PYTHONPATH=. python benchmarks/bench_bm25_quality.py --qa corpora/squad_paragraphs/qa.jsonl \
+    python benchmarks/bench_bm25_quality.py --qa corpora/squad_paragraphs/qa.jsonl \\
         INDEX_DIR [INDEX_DIR ...]
 
 Uses only ``open_index``, ``Index.bm25_search`` and ``Index.chunks``, which every index
@@ -17,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+import common  # noqa: F401  (the repository on sys.path, HF_HUB_OFFLINE, before any model loads)
 from langchain_core.documents import Document
 
 from rag.evaluation.metrics import load_qa

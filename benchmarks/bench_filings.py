@@ -1,6 +1,6 @@
 """Long real PDFs: the LangChain tutorial pipeline vs ours on financebench_dev, one run.
 
-    PYTHONPATH=. HF_HUB_OFFLINE=1 nice -n 10 python benchmarks/bench_filings.py \\
+    nice -n 10 python benchmarks/bench_filings.py \\
         [--data ../shared/evaldata/financebench_dev] [--files N] \\
         [--systems tutorial today ours ours-noheaders] [--baseline-src /tmp/docchat-main] \\
         [--check-int8]
@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -36,30 +35,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+from common import ROOT, machine
 
-from rag.evaluation.metrics import QAItem, load_qa  # noqa: E402
-from rag.evaluation.run import BatchedQueryEncoder, run_eval  # noqa: E402
-from rag.settings import Settings  # noqa: E402
-from rag.types import Encoder  # noqa: E402
+from rag.evaluation.metrics import QAItem, load_qa
+from rag.evaluation.run import BatchedQueryEncoder, run_eval
+from rag.settings import Settings
+from rag.types import Encoder
 
 DEFAULT_DATA = ROOT.parent / "shared" / "evaldata" / "financebench_dev"
 METRICS = ("hit@1", "hit@5", "hit@10", "mrr@10")
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                flags = Path("/proc/cpuinfo").read_text()
-                isa = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
-                return f"{line.split(':', 1)[1].strip()} ({isa}), {os.cpu_count()} CPUs"
-    except OSError:
-        pass
-    return f"{platform.processor()} {os.cpu_count()} CPUs"
 
 
 def pick_slice(data: Path, n_files: int | None, only: list[str]) -> tuple[list[Path], list[QAItem]]:
@@ -273,7 +257,7 @@ def main() -> int:
     if not (args.data / "qa.jsonl").exists():
         sys.exit(f"error: {args.data}/qa.jsonl not found; pass --data (see ../shared/evaldata)")
     files, items = pick_slice(args.data, args.files, args.only)
-    print(f"cpu: {cpu_name()}; {len(files)} filings, {len(items)} questions\n", flush=True)
+    print(f"cpu: {machine()}; {len(files)} filings, {len(items)} questions\n", flush=True)
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp_s:
         tmp = Path(tmp_s) if args.keep is None else args.keep

@@ -1,6 +1,6 @@
 """Index updates at 10k / 100k / 1M chunks: add or remove one file, compaction, queries, memory.
 
-    PYTHONPATH=. HF_HUB_OFFLINE=1 python benchmarks/bench_index.py \
+    python benchmarks/bench_index.py \\
         [--sizes 10000 100000 1000000] [--kind hnsw] [--queries 100] [--rerun-files 10000]
     ... --sizes 300000 --kind hnsw --build DIR      # then, at leisure:
     ... --query-index DIR --queries 50; ... --open DIR before|scan|table
@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -40,26 +39,17 @@ from functools import cache, partial
 from pathlib import Path
 
 import numpy as np
+from common import latency_ms, machine, paragraph_texts, squad_questions
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-import rag.store.writer as writer_module  # noqa: E402
-from rag.store import FileRecord, Index, IndexWriter, now_iso  # noqa: E402
-from rag.types import Chunk  # noqa: E402
+import rag.store.writer as writer_module
+from rag.store import FileRecord, Index, IndexWriter, now_iso
+from rag.types import Chunk
 
 DIM = 384
 PER_FILE = 1000
 SMALL_FILE = 50
 VARIANTS = ("amber", "basalt", "cedar", "dune", "ember", "fjord", "granite", "heath", "iris",
             "juniper", "kelp", "lichen", "marsh", "nectar", "opal", "pine", "quartz", "reed")
-
-
-def paragraph_texts() -> list[str]:
-    docs = sorted((ROOT / "corpora" / "squad_paragraphs" / "docs").rglob("*.txt"))
-    return [p.read_text(encoding="utf-8").strip() for p in docs]
 
 
 def rss_mb() -> float:
@@ -145,8 +135,24 @@ def record(source: str, n: int) -> FileRecord:
                       chunks=n, added_at=now_iso())
 
 
+def opens_after_removing(path: Path, n: int, kind: str, dim: int = DIM) -> dict[str, dict[str, float]]:
+    """~1% of the base removed (no compaction: that is under 2%), then a reader opened each
+    way (``--open``), each in a fresh process, best of two."""
+    with writer(path, kind, dim) as w:
+        for f in range(max(1, n // 100_000)):
+            w.remove_file(f"synthetic/{f * 7:05d}.txt")
+        w.commit()
+        assert not w.compacted
+    best = {}
+    for mode in ("before", "scan", "table"):
+        runs = [json.loads(subprocess.run(
+            [sys.executable, __file__, "--open", str(path), mode], check=True,
+            capture_output=True, text=True).stdout) for _ in range(2)]
+        best[mode] = min(runs, key=lambda r: r["open_s"])
+    return best
+
+
 def one_size(n: int, kind: str, n_queries: int) -> dict[str, object]:
-    from rag.evaluation.metrics import load_qa
     from rag.evaluation.run import BatchedQueryEncoder
     from rag.models.embed import build_encoder
     from rag.retrieval.hybrid import HybridRetriever
@@ -203,8 +209,7 @@ def one_size(n: int, kind: str, n_queries: int) -> dict[str, object]:
             out["ef_search"] = index.ef_search
         settings = Settings()  # type: ignore[call-arg]
         encoder = build_encoder(settings)
-        questions = [q.question for q in load_qa(ROOT / "corpora" / "squad" / "qa.jsonl")]
-        questions = questions[:n_queries]
+        questions = squad_questions(n_queries)
         r = HybridRetriever(index=index, encoder=encoder, k=4, fetch_k=settings.fetch_k,
                             rrf_k=settings.rrf_k)
         # The index's own share: the same search with the query vectors embedded beforehand
@@ -216,30 +221,13 @@ def one_size(n: int, kind: str, n_queries: int) -> dict[str, object]:
                          ("hybrid_index_only", r_index.search),
                          ("dense", partial(r.search, mode="dense")),
                          ("bm25", partial(r.search, mode="bm25"))):
-            for q in questions[:5]:
-                fn(q)  # warm-up
-            times = []
-            for q in questions:
-                t = time.perf_counter()
-                fn(q)
-                times.append((time.perf_counter() - t) * 1000)
-            p50, p95 = np.percentile(times, [50, 95])
+            p50, p95 = latency_ms(fn, questions)
             out[f"{name}_p50_ms"] = round(float(p50), 1)
             out[f"{name}_p95_ms"] = round(float(p95), 1)
         index.close()
         print(json.dumps(out), flush=True)
 
-        # ~1% of the base removed (no compaction: that is under 2%), then fresh readers.
-        with writer(path, kind) as w:
-            for f in range(max(1, n // 100_000)):
-                w.remove_file(f"synthetic/{f * 7:05d}.txt")
-            w.commit()
-            assert not w.compacted
-        for mode in ("before", "scan", "table"):
-            runs = [json.loads(subprocess.run(
-                [sys.executable, __file__, "--open", str(path), mode], check=True,
-                capture_output=True, text=True).stdout) for _ in range(2)]
-            best = min(runs, key=lambda r: r["open_s"])
+        for mode, best in opens_after_removing(path, n, kind).items():
             for key in ("open_s", "base_files_s", "rss_mb", "rss_before_mb", "removed",
                         "chunks"):
                 out[f"removed_1pct_{mode}_{key}"] = best[key]
@@ -256,10 +244,11 @@ def one_size(n: int, kind: str, n_queries: int) -> dict[str, object]:
 
 def rerun(n_files: int) -> dict[str, object]:
     """An unchanged re-run of ingest_folder over ``n_files`` files already in the index."""
-    from ingest.pipeline import file_sha256, ingest_folder
+    from ingest.pipeline import ingest_folder
     from ingest.split import effective_sizes
     from rag.settings import Settings
     from rag.testing import FakeEncoder
+    from rag.text import file_sha256
 
     memo_tokenizer()
     texts = paragraph_texts()
@@ -380,16 +369,7 @@ def open_removed(n: int) -> dict[str, object]:
                 vecs = rng.standard_normal((count, dim)).astype(np.float32)
                 w.add_file(record(source, count), chunks, vecs)
             w.commit()
-        with writer(path, "flat", dim) as w:
-            for f in range(max(1, n // 100_000)):
-                w.remove_file(f"synthetic/{f * 7:05d}.txt")
-            w.commit()
-            assert not w.compacted
-        for mode in ("before", "scan", "table"):
-            runs = [json.loads(subprocess.run(
-                [sys.executable, __file__, "--open", str(path), mode], check=True,
-                capture_output=True, text=True).stdout) for _ in range(2)]
-            best = min(runs, key=lambda r: r["open_s"])
+        for mode, best in opens_after_removing(path, n, "flat", dim).items():
             for key in ("open_s", "base_files_s", "rss_mb", "rss_before_mb", "removed"):
                 out[f"{mode}_{key}"] = best[key]
     return out
@@ -421,7 +401,6 @@ def build_only(path: Path, n: int, kind: str, vectors: str = "random") -> dict[s
 
 def query_index(path: Path, n_queries: int) -> dict[str, object]:
     """The index's own share of a query (vectors embedded beforehand), and its parts."""
-    from rag.evaluation.metrics import load_qa
     from rag.evaluation.run import BatchedQueryEncoder
     from rag.models.embed import build_encoder
     from rag.retrieval.hybrid import HybridRetriever
@@ -429,8 +408,7 @@ def query_index(path: Path, n_queries: int) -> dict[str, object]:
 
     index = Index(path)
     settings = Settings()  # type: ignore[call-arg]
-    questions = [q.question for q in load_qa(ROOT / "corpora" / "squad" / "qa.jsonl")]
-    questions = questions[:n_queries]
+    questions = squad_questions(n_queries)
     enc = BatchedQueryEncoder(build_encoder(settings), questions)
     r = HybridRetriever(index=index, encoder=enc, k=4, fetch_k=settings.fetch_k,
                         rrf_k=settings.rrf_k)
@@ -439,14 +417,7 @@ def query_index(path: Path, n_queries: int) -> dict[str, object]:
     for name, fn in (("hybrid_index_only", r.search),
                      ("dense", lambda q: index.dense_search(enc.embed([q]), settings.fetch_k)),
                      ("bm25", lambda q: index.bm25_search(q, settings.fetch_k))):
-        for q in questions[:5]:
-            fn(q)  # warm-up
-        times = []
-        for q in questions:
-            t = time.perf_counter()
-            fn(q)
-            times.append((time.perf_counter() - t) * 1000)
-        p50, p95 = np.percentile(times, [50, 95])
+        p50, p95 = latency_ms(fn, questions)
         out[f"{name}_p50_ms"] = round(float(p50), 1)
         out[f"{name}_p95_ms"] = round(float(p95), 1)
     out["load_average"] = round(os.getloadavg()[0], 1)
@@ -527,7 +498,7 @@ def main() -> int:
     if args.one is not None:
         print(json.dumps(one_size(args.one, args.kind, args.queries)), flush=True)
         return 0
-    print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs; {args.kind}; "
+    print(f"machine: {machine()}; {args.kind}; "
           f"{args.queries} queries", flush=True)
     if args.rerun_files:
         print(json.dumps(rerun(args.rerun_files)), flush=True)

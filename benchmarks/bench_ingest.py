@@ -7,9 +7,9 @@ pipeline), embed seconds, chunks/s, peak RSS. Then it encodes the same chunk tex
 plain fp32 ``SentenceTransformer(path).encode(batch_size=64)`` (no autocast) and compares
 speed and vectors. Retrieval-quality impact (nDCG) is measured by the eval harness.
 
-    HF_HUB_OFFLINE=1 PYTHONPATH=. python benchmarks/bench_ingest.py \\
+    python benchmarks/bench_ingest.py \\
         tests/data/pdfs ../shared/evaldata/pdf_samples/py-pdf-sample-files/GeoTopo-komprimiert.pdf
-    HF_HUB_OFFLINE=1 PYTHONPATH=. python benchmarks/bench_ingest.py --parse-only corpora/squad_paragraphs/docs
+    python benchmarks/bench_ingest.py --parse-only corpora/squad_paragraphs/docs
 """
 
 from __future__ import annotations
@@ -26,18 +26,19 @@ import time
 from pathlib import Path
 
 import numpy as np
+from common import ROOT
 
 from ingest.load import failed_job, parse_job
 from ingest.parse_plan import limits, plan_parse_jobs
-from ingest.pipeline import ingest_folder, scan_folder
+from ingest.pipeline import ingest_folder
 from ingest.runner import make_runner
+from ingest.scan import scan_folder
 from rag.settings import Settings
 from rag.store import open_index
 
 # rag.models.embed (torch, sentence-transformers) is imported inside main(): parse workers are
 # spawned and re-import this module, and should not pay for torch.
 
-ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_PATHS = [ROOT / "tests" / "data" / "pdfs", ROOT / "corpora" / "sample"]
 
 

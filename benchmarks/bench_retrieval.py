@@ -1,6 +1,6 @@
 """Retrieval latency at 1k / 10k / 100k chunks, flat and HNSW FAISS indexes.
 
-    PYTHONPATH=. HF_HUB_OFFLINE=1 python benchmarks/bench_retrieval.py [--sizes 1000 10000 100000]
+    python benchmarks/bench_retrieval.py [--sizes 1000 10000 100000]
         [--kinds flat hnsw] [--queries 100]
 
 Synthetic scale-up: the index is built directly with IndexWriter from random unit vectors
@@ -13,35 +13,21 @@ question at a time, as the chat does. Also printed: the dense-only and BM25-only
 from __future__ import annotations
 
 import argparse
-import os
-import platform
-import sys
 import tempfile
 import time
-from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
 import numpy as np
+from common import latency_ms, machine, paragraph_texts, squad_questions
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-from rag.evaluation.metrics import load_qa  # noqa: E402
-from rag.models.embed import build_encoder  # noqa: E402
-from rag.retrieval.hybrid import HybridRetriever  # noqa: E402
-from rag.settings import Settings  # noqa: E402
-from rag.store import FileRecord, IndexWriter, now_iso, open_index  # noqa: E402
-from rag.types import Chunk, Encoder  # noqa: E402
+from rag.models.embed import build_encoder
+from rag.retrieval.hybrid import HybridRetriever
+from rag.settings import Settings
+from rag.store import FileRecord, IndexWriter, now_iso, open_index
+from rag.types import Chunk, Encoder
 
 CHUNKS_PER_FILE = 1000
-
-
-def paragraph_texts() -> list[str]:
-    docs = sorted((ROOT / "corpora" / "squad_paragraphs" / "docs").rglob("*.txt"))
-    return [p.read_text(encoding="utf-8").strip() for p in docs]
 
 
 def build_index(path: Path, n: int, kind: str, encoder: Encoder, texts: list[str]) -> float:
@@ -63,18 +49,6 @@ def build_index(path: Path, n: int, kind: str, encoder: Encoder, texts: list[str
     return time.perf_counter() - t0
 
 
-def percentiles(fn: Callable[[str], object], queries: list[str]) -> tuple[float, float]:
-    for q in queries[:5]:  # warm-up: first calls pay for lazy loading
-        fn(q)
-    times = []
-    for q in queries:
-        t = time.perf_counter()
-        fn(q)
-        times.append((time.perf_counter() - t) * 1000)
-    p50, p95 = np.percentile(times, [50, 95])
-    return float(p50), float(p95)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10_000, 100_000])
@@ -86,13 +60,12 @@ def main() -> int:
     settings = Settings()  # type: ignore[call-arg]  # mypy misreads Field(default)
     encoder = build_encoder(settings)
     texts = paragraph_texts()
-    queries = [i.question for i in load_qa(ROOT / "corpora" / "squad" / "qa.jsonl")]
-    queries = queries[: args.queries]
-    print(f"machine: {platform.machine()} {platform.processor() or ''}, {os.cpu_count()} CPUs; "
+    queries = squad_questions(args.queries)
+    print(f"machine: {machine()}; "
           f"encoder {encoder.name} on {getattr(encoder, 'device', '?')} "
           f"({getattr(encoder, 'precision', '?')}); {len(queries)} queries, k={args.k}, "
           f"fetch_k={settings.fetch_k}\n")
-    emb50, emb95 = percentiles(lambda q: encoder.embed([q]), queries)
+    emb50, emb95 = latency_ms(lambda q: encoder.embed([q]), queries)
     print(f"query embedding alone: p50 {emb50:.1f} ms, p95 {emb95:.1f} ms\n")
     print("| chunks | index | build s | hybrid p50 ms | hybrid p95 ms | dense p50 ms | "
           "bm25 p50 ms |")
@@ -106,9 +79,9 @@ def main() -> int:
                 try:
                     r = HybridRetriever(index=index, encoder=encoder, k=args.k,
                                         fetch_k=settings.fetch_k, rrf_k=settings.rrf_k)
-                    h50, h95 = percentiles(r.search, queries)
-                    d50, _ = percentiles(partial(r.search, mode="dense"), queries)
-                    b50, _ = percentiles(partial(r.search, mode="bm25"), queries)
+                    h50, h95 = latency_ms(r.search, queries)
+                    d50, _ = latency_ms(partial(r.search, mode="dense"), queries)
+                    b50, _ = latency_ms(partial(r.search, mode="bm25"), queries)
                 finally:
                     index.close()
             print(f"| {n:,} | {kind} | {build_s:.1f} | {h50:.1f} | {h95:.1f} | {d50:.1f} | "

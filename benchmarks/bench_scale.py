@@ -2,11 +2,11 @@
 (FAISS vs Milvus) -- the inputs of the capacity model in docs/scaling.md.
 
     # store: p50/p95 of dense and BM25 searches at each size, FAISS and Milvus in one run
-    PYTHONPATH=. python benchmarks/bench_scale.py store --milvus-uri http://127.0.0.1:19530 \
+    python benchmarks/bench_scale.py store --milvus-uri http://127.0.0.1:19530 \\
         [--sizes 100000 1000000] [--queries 200]
 
     # ingest: the real encoder over a corpus, local engine vs Ray with 1 and 2 embedding actors
-    PYTHONPATH=. python benchmarks/bench_scale.py ingest --ray-address 127.0.0.1:6379 \
+    python benchmarks/bench_scale.py ingest --ray-address 127.0.0.1:6379 \\
         [--corpus corpora/squad/docs]
 
 Store: synthetic chunks through the stores' own write paths (``IndexWriter`` /
@@ -21,25 +21,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from common import ROOT, machine
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-from rag.settings import Settings  # noqa: E402
-from rag.store import FileRecord, now_iso  # noqa: E402
-from rag.store.backends import open_reader, open_writer  # noqa: E402
-from rag.types import Chunk  # noqa: E402
+from rag.settings import Settings
+from rag.store import FileRecord, now_iso
+from rag.store.backends import open_reader, open_writer
+from rag.types import Chunk
 
 DIM = 384
 PER_FILE = 1000
@@ -165,8 +158,7 @@ def main() -> None:
     ing.add_argument("--ray-address", default=None)
     ing.add_argument("--corpus", default=str(ROOT / "corpora" / "squad" / "docs"))
     args = ap.parse_args()
-    print(json.dumps({"machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
-                      "load_avg": os.getloadavg()}))
+    print(json.dumps({"machine": machine()}))
     rows = bench_store(args) if args.what == "store" else bench_ingest(args)
     print(json.dumps({"results": rows}))
 

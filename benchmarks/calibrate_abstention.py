@@ -1,6 +1,6 @@
 """Calibrate the abstention threshold: best dense cosine for answerable vs unanswerable questions.
 
-    PYTHONPATH=. HF_HUB_OFFLINE=1 python benchmarks/calibrate_abstention.py \
+    python benchmarks/calibrate_abstention.py \\
         [--index INDEX_DIR] [--corpus corpora/squad/docs] [--k 4] [--retriever hybrid]
 
 The chain abstains when the best ``dense_score`` (cosine of question and passage) among the
@@ -16,26 +16,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from common import ROOT, build_index
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-from rag.evaluation.metrics import QAItem, load_qa  # noqa: E402
-from rag.evaluation.run import BatchedQueryEncoder  # noqa: E402
-from rag.models.embed import build_encoder  # noqa: E402
-from rag.retrieval.hybrid import HybridRetriever  # noqa: E402
-from rag.settings import RetrieverMode, Settings  # noqa: E402
-from rag.store import index_exists, open_index  # noqa: E402
-from rag.types import Encoder  # noqa: E402
+from rag.evaluation.metrics import QAItem, load_qa
+from rag.evaluation.run import BatchedQueryEncoder
+from rag.models.embed import build_encoder
+from rag.retrieval.hybrid import HybridRetriever
+from rag.settings import RetrieverMode, Settings
+from rag.store import index_exists, open_index
+from rag.types import Encoder
 
 
 def best_cosines(index_dir: Path, encoder: Encoder, items: Sequence[QAItem], mode: RetrieverMode,
@@ -104,10 +98,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         index_dir = args.index
         if index_dir is None or not index_exists(index_dir):
-            from ingest.pipeline import ingest_folder
-
             index_dir = Path(tmp) / "index"
-            ingest_folder(args.corpus, index_dir, settings, encoder=encoder)
+            build_index(args.corpus, index_dir, settings, encoder)
         pos = best_cosines(index_dir, encoder, answerable, mode, k)
         neg = best_cosines(index_dir, encoder, unanswerable, mode, k)
 

@@ -11,7 +11,7 @@ and the F1 / contains of the chosen span is printed for a sweep of the vote's an
 question overlap's weights (rag.answer.span_scores.rescore), then how many right answers must be
 refused to make the answers given right 95 / 90 / 85 / 80% of the time (``sure_table``).
 
-    HF_HUB_OFFLINE=1 PYTHONPATH=. python benchmarks/calibrate_reader.py [--questions 300] [--ranking]
+    python benchmarks/calibrate_reader.py [--questions 300] [--ranking]
 """
 
 from __future__ import annotations
@@ -19,30 +19,26 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
+from common import ROOT, build_index
+from train_reader import TRAIN_ARTICLES, TUNE_ARTICLES
 
-from train_reader import TRAIN_ARTICLES, TUNE_ARTICLES  # noqa: E402
-
-from ingest.pipeline import ingest_folder  # noqa: E402
-from rag.answer.reading import OVERLAP_WEIGHT, support  # noqa: E402
-from rag.answer.span_scores import CANDIDATES, question_overlap, sentence_around, vote_prompt  # noqa: E402
-from rag.answer.steps import to_sources  # noqa: E402
-from rag.answer.verify import mask_injections  # noqa: E402
-from rag.evaluation.metrics import best_over_golds, contains_answer, token_f1  # noqa: E402
-from rag.models.embed import build_encoder  # noqa: E402
-from rag.models.generate import build_generator  # noqa: E402
-from rag.models.span_reader import build_reader  # noqa: E402
-from rag.retrieval.hybrid import build_retriever  # noqa: E402
-from rag.settings import Settings  # noqa: E402
-from rag.store import open_index  # noqa: E402
+from rag.answer.reading import OVERLAP_WEIGHT, support
+from rag.answer.span_scores import CANDIDATES, question_overlap, sentence_around, vote_prompt
+from rag.answer.steps import to_sources
+from rag.answer.verify import mask_injections
+from rag.evaluation.metrics import best_over_golds, contains_answer, token_f1
+from rag.models.embed import build_encoder
+from rag.models.generate import build_generator
+from rag.models.span_reader import build_reader
+from rag.retrieval.hybrid import build_retriever
+from rag.settings import Settings
+from rag.store import open_index
 
 
 class Cand(NamedTuple):
@@ -102,7 +98,7 @@ def main() -> int:
         for t in TUNE_ARTICLES:
             paras = "\n\n".join(p["context"].strip() for p in data[t]["paragraphs"])
             (corpus / f"{t}.md").write_text(f"# {t.replace('_', ' ')}\n\n{paras}\n")
-        ingest_folder(corpus, Path(tmp, "idx"), settings, encoder=encoder)
+        build_index(corpus, Path(tmp, "idx"), settings, encoder)
         index = open_index(Path(tmp, "idx"), encoder)
         retriever = build_retriever(settings, index, encoder)
         rows: list[Row] = []

@@ -10,7 +10,7 @@ Two routes issue 9 named, neither adopted (docs/benchmarks.md, "Answers"):
 Gold paragraph given; prints token F1 (SQuAD) of the top span under each ranking, and the
 best F1 among the candidates (what a perfect re-ranker would reach).
 
-    HF_HUB_OFFLINE=1 PYTHONPATH=. python benchmarks/score_spans.py [--questions 200] [--skip 0] [--weights W]
+    python benchmarks/score_spans.py [--questions 200] [--skip 0] [--weights W]
 """
 
 from __future__ import annotations
@@ -19,22 +19,19 @@ import argparse
 import json
 import random
 import re
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
+from common import ROOT
+from train_reader import TUNE_ARTICLES
 
-from train_reader import TUNE_ARTICLES  # noqa: E402
-
-from rag.answer.span_scores import CANDIDATES, sentence_around, vote_prompt  # noqa: E402
-from rag.evaluation.metrics import best_over_golds, token_f1  # noqa: E402
-from rag.models.generate import build_generator  # noqa: E402
-from rag.models.span_reader import DEFAULT_WEIGHTS, build_reader  # noqa: E402
-from rag.settings import Settings  # noqa: E402
-from rag.text import FUNCTION_WORDS  # noqa: E402
+from rag.answer.span_scores import CANDIDATES, sentence_around, vote_prompt
+from rag.evaluation.metrics import best_over_golds, token_f1
+from rag.models.generate import build_generator
+from rag.models.span_reader import DEFAULT_WEIGHTS, build_reader
+from rag.settings import Settings
+from rag.text import FUNCTION_WORDS
 
 _PREV_NAME = re.compile(r"([A-Z][\w'-]*) $")
 _NEXT_NAME = re.compile(r" ([A-Z][\w'-]*)")

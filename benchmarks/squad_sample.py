@@ -10,7 +10,9 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-CORPUS = Path(__file__).resolve().parent.parent / "corpora" / "squad_paragraphs"
+from common import ROOT
+
+CORPUS = ROOT / "corpora" / "squad_paragraphs"
 
 
 @dataclass(frozen=True)

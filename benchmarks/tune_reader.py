@@ -4,8 +4,8 @@ Prints EM, F1 (official SQuAD normalisation, max over gold answers), "contains" 
 answer appears in the reply) and the abstention rate for each variant, on a fixed random
 sample of questions. The retriever is out of the loop: this isolates the reader.
 
-    HF_HUB_OFFLINE=1 PYTHONPATH=. python benchmarks/tune_reader.py --n 100 --seed 0
-    HF_HUB_OFFLINE=1 PYTHONPATH=. python benchmarks/tune_reader.py --variants plain,oneshot
+    python benchmarks/tune_reader.py --n 100 --seed 0
+    python benchmarks/tune_reader.py --variants plain,oneshot
 
 Measured (n=40, seed 0, --threads 1 --batch 8, SmolLM2-135M-Instruct Q4_1, CPU; greedy):
 
@@ -26,14 +26,16 @@ import sys
 import time
 from dataclasses import dataclass
 
+import common  # noqa: F401  (the repository on sys.path, HF_HUB_OFFLINE, before any model loads)
 import torch
-from squad_sample import load_items  # benchmarks/ is on sys.path when run as a script
+from squad_sample import load_items
 
-from rag.answer.citations import first_line, normalize, says_unknown, strip_markers
+from rag.answer.citations import first_line, says_unknown, strip_markers
 from rag.answer.prompt import PLAIN_SYSTEM_PROMPT, PromptStyle, build_prompt
 from rag.evaluation.metrics import token_f1
 from rag.models.generate import HFGenerator, build_generator
 from rag.settings import Settings
+from rag.text import normalize_answer as normalize
 from rag.types import DecodingParams, Source
 
 
