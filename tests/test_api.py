@@ -137,7 +137,7 @@ def test_follow_up_uses_history(http: httpx.Client, docs: str) -> None:
         {"role": "assistant", "content": "Vienna [1]"},
         {"role": "user", "content": "And its area?"},
     ])
-    assert body["docchat"]["search_query"] == "Austria capital? And its area?"
+    assert body["docchat"]["search_query"] == "What is the area of Austria?"
 
 
 def test_decoding_options_reach_the_reader(http: httpx.Client, docs: str) -> None:

@@ -160,7 +160,8 @@ def test_yes_no_on_a_trend_is_decided_by_the_figures(settings: Settings, tmp_pat
 
 
 def test_yes_no_on_a_sign(settings: Settings, tmp_path: Path) -> None:
-    answer = _chain(settings, tmp_path).invoke("Does Acme have positive working capital based on FY2023 data?")
+    question = "Does Acme have positive working capital based on FY2023 data?"
+    answer = _chain(settings, tmp_path).invoke(question)
     assert answer.text.startswith("Yes: the FY2023 working capital was 2,600 million, positive"), answer.text
 
 

@@ -3,10 +3,9 @@ itself (tests/test_ui_first_minute.py): `streamlit run tests/ui_fake_app.py`.
 
 The real page (ui.app.main) with ui.resources' model builders replaced, as the AppTest
 fixture does in-process: loading the decoder takes DOCCHAT_FAKE_DECODER_LOAD_S seconds,
-embedding takes a while per batch (so indexing is seen), and the chain's events are
-re-emitted one word at a time with a pause (a streaming chain, which the real one is
-not yet: it emits the checked answer at the end). The sample collection is seeded from
-DOCCHAT_FAKE_SAMPLE.
+embedding takes a while per batch (so indexing is seen), and the chain's drafts are
+re-emitted one word at a time with a pause, as a real decoder writes them. The sample
+collection is seeded from DOCCHAT_FAKE_SAMPLE.
 """
 
 from __future__ import annotations
@@ -37,19 +36,20 @@ class SlowEncoder(FakeEncoder):
 
 
 class WordByWordChain:
-    """The real chain's events, its answer text split into words written with a pause."""
+    """The real chain's events, its drafts (the decoder's reply as written) split into
+    words with a pause: the fake decoder writes at once, a real one word by word."""
 
     def __init__(self, chain: Any) -> None:
         self._chain = chain
 
     def stream(self, question: str, history: Sequence[tuple[str, str]] = (), **kw: Any) -> Iterator[Any]:
-        from rag.answer.chain import Token
+        from rag.answer.chain import Draft
 
         for event in self._chain.stream(question, history, **kw):
-            if isinstance(event, Token):
+            if isinstance(event, Draft):
                 for i, word in enumerate(event.text.split(" ")):
                     time.sleep(WORD_PAUSE_S)
-                    yield Token(word if i == 0 else " " + word)
+                    yield Draft(word if i == 0 else " " + word)
             else:
                 yield event
 

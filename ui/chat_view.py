@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CURSOR = " ▌"
+#: Above the decoder's words while they are written and not yet checked.
+DRAFT_CAPTION = "Checking against the passages…"
 
 #: On a phone the page keeps the chat input's end in view, so the last answer's expanded
 #: sources pushed the answer itself off-screen (390 px wide). There they scroll in a box
@@ -60,6 +62,8 @@ def timing_caption(turn: Turn) -> str:
     t = turn.timings
     if "retrieve_s" in t:
         parts.append(f"search {t['retrieve_s']:.1f} s")
+    if "first_draft_s" in t and not turn.abstained:
+        parts.append(f"first draft after {t['first_draft_s']:.1f} s")
     if "first_token_s" in t and not turn.abstained:
         parts.append(f"first words after {t['first_token_s']:.1f} s")
     if "model_load_s" in t:
@@ -171,6 +175,18 @@ def resume_interrupted() -> tuple[str, Turn] | None:
     )
 
 
+def draft_markdown(text: str) -> str:
+    """The decoder's unchecked words as they come: greyed and italic, so they read as
+    provisional (they are replaced by the checked answer, which may differ)."""
+    return f":gray[*{escape_markdown(text.strip())}*]{CURSOR}"
+
+
+def render_draft(placeholder: Any, text: str) -> None:
+    with placeholder.container():
+        st.caption(DRAFT_CAPTION)
+        st.markdown(draft_markdown(text))
+
+
 def _stop_clicked() -> None:
     st.session_state["stop_requested"] = True
 
@@ -185,7 +201,7 @@ def ask(
     """Stream the answer to a queued question (``item``) into the page; the finished turn
     (with ``error`` set when it failed). ``hit_budget`` says whether the decoder's reply used its
     whole token budget (the user is then told the answer was cut)."""
-    from rag.answer.chain import Done, Retrieved, Token
+    from rag.answer.chain import Done, Draft, Retrieved, Token
 
     question = item["question"]
     # Before any Streamlit call (where a click can interrupt the run): from here on the
@@ -202,6 +218,7 @@ def ask(
         stop_slot.button("Stop", icon=":material/stop_circle:", key="stop", on_click=_stop_clicked)
         placeholder.caption("Searching your documents…")
         text = ""
+        draft = ""  # the decoder's words so far, unchecked: shown, never saved
         sources: list[Source] = []
         abstained = False
         answer: Answer | None = None
@@ -218,6 +235,10 @@ def ask(
                         if abstained
                         else f"Read {len(sources)} passages, writing the answer…"
                     )
+                elif isinstance(event, Draft):
+                    draft += event.text
+                    if draft.strip() and not text:
+                        render_draft(placeholder, draft)
                 elif isinstance(event, Token):
                     text += event.text
                     writing["text"] = text

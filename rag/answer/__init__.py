@@ -9,6 +9,10 @@
   ranking of the reader's best spans; ``lookup``: table cells, contents entries, titles.
 - ``verify``: injection masking, evidence sentences, the support and agreement checks;
   ``citations``: ``[n]`` markers; ``prompt``: passages as quoted data within a budget.
+- ``routes``: the seam for answer paths tried before the reader; ``documents``
+  (summaries, lists from a whole document), ``judgments`` (yes/no on a measure),
+  ``reports`` (figures from statement tables, measures computed by code, with
+  ``figures``, ``measures`` and ``kinds``, the question's kind told by code).
 
 May import: ``rag.settings``, ``rag.types``, ``rag.text``, ``rag.store``,
 ``rag.models``, ``rag.retrieval``.

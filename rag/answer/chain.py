@@ -1,8 +1,12 @@
 """The answering chain: rewrite follow-up -> retrieve -> abstain? -> read -> generate -> check.
 
 It is a LangChain Runnable (``RagChain.runnable``, a RunnableGenerator with a sync and an
-async path): ``stream`` / ``astream`` yield the chain's events (``Retrieved``, ``Token``...,
-``Done``) and ``astream_events`` also shows the decoder's own tokens as they are written.
+async path): ``stream`` / ``astream`` yield the chain's events (``Retrieved``, ``Draft``...,
+``Token``..., ``Done``) and ``astream_events`` also shows the decoder's own tokens as they are
+written. Drafts are the decoder's reply piece by piece before it is checked, for a page to
+show as provisional; Tokens carry only the checked answer, so a client that must never
+show unbacked text (the HTTP API) ignores Drafts. A question in two parts ("when did it
+start, and what is its goal?") is answered part by part and combined (``rag.answer.parts``).
 The decoder is a LangChain chat model (``rag.models.chat_model``), so any chat model can take its
 place.
 
@@ -28,86 +32,44 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from langchain_core.documents import Document
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import BaseMessage
 from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableGenerator, RunnableLambda
 from langchain_core.runnables.config import run_in_executor
 
-from rag.answer.citations import cite, says_unknown, strip_markers
-from rag.answer.lookup import is_lookup
+from rag.answer.citations import strip_markers
+from rag.answer.events import (
+    ABSTAIN_TEXT,
+    UNGROUNDED_TEXT,
+    ChainEvent,
+    Done,
+    Draft,
+    Plan,
+    Reply,
+    Retrieved,
+    Token,
+    decide,
+)
+from rag.answer.followups import resolve_follow_up
+from rag.answer.parts import Merged, Part, combine, merge_sources, merge_timings, split_question
 from rag.answer.prompt import PromptStyle, build_prompt
 from rag.answer.reading import read_sources
 from rag.answer.routes import Route, RouteContext
 from rag.answer.steps import messages_of, search_query, to_sources, weak_evidence
-from rag.answer.verify import Evidence, agrees, competing, supported
 from rag.models.chat_model import GeneratorChatModel, call_options
 from rag.models.span_reader import SpanReader
 from rag.settings import RetrieverMode
 from rag.text import ends_sentence, trim_to_sentence
-from rag.types import Answer, DecodingParams, Generator, ReplyScorer, Source, Span
+from rag.types import Answer, DecodingParams, Generator, ReplyScorer, Source
 
-#: What the user reads when the documents do not answer the question.
-ABSTAIN_TEXT = "The documents do not contain an answer to this question."
-UNGROUNDED_TEXT = (
-    "I could not find an answer in the documents that I can back up. "
-    "The closest passages are below."
-)
-#: The decoder's reply must state the reader's best span: allowing any of the best three let
-#: the 135M decoder pick a wrong candidate (F1 20 alone, against the reader's 66).
-AGREE_TOP = 1
 #: Context window assumed for chat models that do not tell (remote servers).
 DEFAULT_CONTEXT_WINDOW = 8192
 
-@dataclass(frozen=True)
-class Retrieved:
-    sources: list[Source]
-    abstained: bool
-    search_query: str = ""
-
-
-@dataclass(frozen=True)
-class Token:
-    text: str
-
-
-@dataclass(frozen=True)
-class Done:
-    answer: Answer
-
-
-ChainEvent = Retrieved | Token | Done
-
-
-@dataclass
-class _Plan:
-    """Everything decided before the decoder runs."""
-
-    question: str
-    query: str
-    shown: list[Source]
-    timings: dict[str, float]
-    t0: float
-    answer: Answer | None = None  # decided without the decoder (refusal)
-    messages: list[BaseMessage] = field(default_factory=list)
-    prompt_sources: list[Source] = field(default_factory=list)
-    evidence: list[Evidence] = field(default_factory=list)
-    read: list[str] = field(default_factory=list)  # what the decoder read of each evidence
-    spans: list[Span] = field(default_factory=list)
-
-
-@dataclass
-class _Reply:
-    pieces: list[str] = field(default_factory=list)
-    stopped: bool = False  # ended at a line break (a complete one-line reply)
-
-    @property
-    def text(self) -> str:
-        return "".join(self.pieces)
+# Re-exported: the events and texts callers import from the chain.
+__all__ = ["ABSTAIN_TEXT", "UNGROUNDED_TEXT", "ChainEvent", "Done", "Draft", "RagChain", "Retrieved", "Token"]
 
 
 class RagChain:
@@ -183,9 +145,9 @@ class RagChain:
 
     def _plan(self, question: str, params: DecodingParams, query: str, docs: list[Document],
               t0: float, retrieve_s: float, history: Sequence[tuple[str, str]] = (),
-              mode: RetrieverMode | None = None) -> _Plan:
+              mode: RetrieverMode | None = None) -> Plan:
         sources = to_sources(docs)
-        plan = _Plan(question, query, sources, {"retrieve_s": retrieve_s}, t0)
+        plan = Plan(question, query, sources, {"retrieve_s": retrieve_s}, t0)
         if self.routes:
             ctx = RouteContext(question, history, docs, sources,
                                lambda q, k: self._search(q, k, mode), self.llm, params, plan.timings)
@@ -234,11 +196,11 @@ class RagChain:
             return generator
         return None
 
-    def _refusal(self, plan: _Plan) -> Answer:
+    def _refusal(self, plan: Plan) -> Answer:
         plan.timings["first_token_s"] = plan.timings["total_s"] = time.perf_counter() - plan.t0
         return Answer(ABSTAIN_TEXT, True, plan.shown, [], plan.timings, method="abstained")
 
-    def _add(self, reply: _Reply, piece: str) -> bool:
+    def _add(self, reply: Reply, piece: str) -> bool:
         """Append a piece of the decoder's reply; True when the reply is complete."""
         text = reply.text + piece
         cut = text.find("\n", len(text) - len(text.lstrip()))
@@ -250,7 +212,7 @@ class RagChain:
         reply.pieces.append(piece)
         return False
 
-    def _finish(self, plan: _Plan, reply: _Reply) -> Iterator[ChainEvent]:
+    def _finish(self, plan: Plan, reply: Reply) -> Iterator[ChainEvent]:
         """Check the reply, then emit what the user may read and the final answer."""
         text = (self.style.answer_prefix or "") + reply.text
         text = text.strip()
@@ -274,7 +236,7 @@ class RagChain:
         answer.timings = plan.timings
         yield Done(answer)
 
-    def _decided(self, plan: _Plan, query: str) -> Iterator[ChainEvent]:
+    def _decided(self, plan: Plan, query: str) -> Iterator[ChainEvent]:
         """A refusal, or a route's answer: decided without the reader's decoder pass."""
         answer = plan.answer
         assert answer is not None
@@ -283,95 +245,163 @@ class RagChain:
             yield Token(answer.text)
         yield Done(answer)
 
-    def _token(self, plan: _Plan, text: str) -> Token:
+    def _token(self, plan: Plan, text: str) -> Token:
         plan.timings.setdefault("first_token_s", time.perf_counter() - plan.t0)
         return Token(text)
 
-    def _decide(self, plan: _Plan, reply: str) -> Answer:
-        shown, timings = plan.shown, plan.timings
-        if self.reader is None:
-            if not reply or says_unknown(reply):
-                return Answer(ABSTAIN_TEXT, True, shown, [], timings, method="abstained")
-            # supported() on one passage implies most of the reply's words are in the passages.
-            if not any(supported(reply, s.text) for s in plan.prompt_sources):
-                return Answer(UNGROUNDED_TEXT, True, shown, [], timings, method="abstained")
-            cited = cite(reply, plan.prompt_sources)
-            return Answer(cited.text, False, shown, cited.cited, timings)
-        # Checked against what the decoder read, not the whole passage: a name it adds from
-        # elsewhere in the passage (another row of the table) is its own invention.
-        backing = [e for e, seen in zip(plan.evidence, plan.read, strict=True) if supported(reply, seen)]
-        if reply and not says_unknown(reply) and backing and agrees(reply, plan.spans[:AGREE_TOP]):
-            cited = cite(reply, [e.source for e in backing])
-            quotes = [e.quote() for e in backing if e.source.n in cited.cited] or [backing[0].quote()]
-            return Answer(cited.text, False, shown, cited.cited, timings, evidence=quotes)
-        # The decoder's reply cannot be backed up: the reader's span, and where it stands.
-        best = plan.evidence[0]
-        span = best.span or plan.spans[0]
-        # A looked-up span is checked against what was looked up (a document's name is not
-        # in its text); the reader's against the passage.
-        backed_by = plan.read[0] if is_lookup(span) else best.source.text
-        if not supported(span.text, backed_by):
-            # Checked like the decoder's words: nothing is shown as an answer unbacked.
-            return Answer(ABSTAIN_TEXT, True, shown, [], timings, method="abstained")
-        text = f"{span.text} [{best.source.n}]"
-        return Answer(text, False, shown, [best.source.n], timings, evidence=[best.quote()],
-                      method="extracted", overruled=competing(reply, span.text))
+    def _decide(self, plan: Plan, reply: str) -> Answer:
+        return decide(plan, reply, reader=self.reader is not None)
+
+    # --- questions in several parts (rag.answer.parts) ---------------------------------------
+
+    def _plan_parts(self, parts: Sequence[Part], inp: dict[str, Any], params: DecodingParams,
+                    t0: float, config: RunnableConfig) -> list[Plan]:
+        """Each part searched and read on its own, as if asked alone."""
+        plans: list[Plan] = []
+        history = inp.get("history", ())
+        for part in parts:
+            query = search_query(part.question, history)
+            t = time.perf_counter()
+            docs = self._search(query, inp.get("k"), inp.get("mode"), config)
+            plans.append(self._plan(part.question, params, query, docs, t0, time.perf_counter() - t,
+                                    history, inp.get("mode")))
+        return plans
+
+    @staticmethod
+    def _retrieved_parts(plans: Sequence[Plan], sources: list[Source]) -> Retrieved:
+        refused = all(p.answer is not None and p.answer.abstained for p in plans)
+        return Retrieved(sources, refused, "; ".join(p.query for p in plans))
+
+    def _checked(self, plan: Plan, reply: Reply) -> Answer:
+        """The checked answer to one part (its Tokens are not shown: the combined text is)."""
+        *_, done = self._finish(plan, reply)
+        assert isinstance(done, Done)  # _finish always ends with Done
+        return done.answer
+
+    def _combined(self, parts: Sequence[Part], plans: Sequence[Plan], merged: Merged,
+                  t0: float) -> Iterator[ChainEvent]:
+        answers = [p.answer for p in plans if p.answer is not None]
+        timings = merge_timings([p.timings for p in plans])
+        answer = combine(parts, answers, merged, ABSTAIN_TEXT, timings)
+        timings["first_token_s"] = time.perf_counter() - t0
+        if not answer.abstained:
+            yield Token(answer.text)
+        timings["total_s"] = time.perf_counter() - t0
+        yield Done(answer)
 
     # --- the sync and async paths --------------------------------------------------------------
 
-    def _start(self, inp: dict[str, Any]) -> tuple[str, DecodingParams, float]:
+    def _start(self, inp: dict[str, Any]) -> tuple[str, str, DecodingParams, float]:
+        """The question as it is read (a follow-up rewritten to name its subject:
+        "and its population?" -> "What is the population of Germany?"), the search text,
+        the decoding parameters and the start time."""
         question = inp.get("question")
         if not isinstance(question, str) or not question.strip():
             raise ValueError("the question is empty")
-        query = search_query(question, inp.get("history", ()))
-        return query, inp.get("params") or self.params, time.perf_counter()
+        history = inp.get("history", ())
+        query = search_query(question, history)
+        params = inp.get("params") or self.params
+        return resolve_follow_up(question, history), query, params, time.perf_counter()
 
     def _transform(self, inputs: Iterator[dict[str, Any]], config: RunnableConfig) -> Iterator[ChainEvent]:
         for inp in inputs:
-            query, params, t0 = self._start(inp)
+            question, query, params, t0 = self._start(inp)
+            parts = split_question(question)
+            if len(parts) > 1:
+                plans = self._plan_parts(parts, inp, params, t0, config)
+                merged = merge_sources([p.shown for p in plans])
+                yield self._retrieved_parts(plans, merged.sources)
+                for plan in plans:
+                    if plan.answer is None:
+                        reply = Reply()
+                        yield from self._write(plan, params, config, reply)
+                        plan.answer = self._checked(plan, reply)
+                        if reply.text.strip():
+                            yield Draft(" ")  # the next part's drafts read as a new sentence
+                yield from self._combined(parts, plans, merged, t0)
+                continue
             docs = self._search(query, inp.get("k"), inp.get("mode"), config)
-            plan = self._plan(inp["question"], params, query, docs, t0, time.perf_counter() - t0,
+            plan = self._plan(question, params, query, docs, t0, time.perf_counter() - t0,
                               inp.get("history", ()), inp.get("mode"))
             if plan.answer is not None:
                 yield from self._decided(plan, query)
                 continue
             yield Retrieved(plan.shown, False, query)
-            reply = _Reply()
-            stream: Any = self.llm.stream(plan.messages, config, **call_options(self.llm, params))
-            try:
-                for chunk in stream:
-                    plan.timings.setdefault("decoder_first_token_s", time.perf_counter() - t0)
-                    if self._add(reply, chunk.text):
-                        break
-            finally:
-                stream.close()  # stops a decoder still writing
+            reply = Reply()
+            yield from self._write(plan, params, config, reply)
             yield from self._finish(plan, reply)
+
+    def _write(self, plan: Plan, params: DecodingParams, config: RunnableConfig,
+               reply: Reply) -> Iterator[Draft]:
+        """Run the decoder into ``reply``, showing each piece as a Draft as it comes."""
+        stream: Any = self.llm.stream(plan.messages, config, **call_options(self.llm, params))
+        try:
+            for chunk in stream:
+                plan.timings.setdefault("decoder_first_token_s", time.perf_counter() - plan.t0)
+                complete = self._add(reply, chunk.text)
+                if draft := self._draft(plan, reply):
+                    yield draft
+                if complete:
+                    break
+        finally:
+            stream.close()  # stops a decoder still writing (also when the reader left)
+
+    def _draft(self, plan: Plan, reply: Reply) -> Draft | None:
+        piece = reply.pieces[-1] if reply.pieces else ""
+        if not piece or (len(reply.pieces) == 1 and not piece.strip()):
+            return None
+        plan.timings.setdefault("first_draft_s", time.perf_counter() - plan.t0)
+        return Draft(piece)
 
     async def _atransform(self, inputs: AsyncIterator[dict[str, Any]],
                           config: RunnableConfig) -> AsyncIterator[ChainEvent]:
         async for inp in inputs:
-            query, params, t0 = self._start(inp)
+            question, query, params, t0 = self._start(inp)
+            parts = split_question(question)
+            if len(parts) > 1:
+                plans = await run_in_executor(config, self._plan_parts, parts, inp, params, t0, config)
+                merged = merge_sources([p.shown for p in plans])
+                yield self._retrieved_parts(plans, merged.sources)
+                for plan in plans:
+                    if plan.answer is None:
+                        reply = Reply()
+                        async for draft in self._awrite(plan, params, config, reply):
+                            yield draft
+                        plan.answer = self._checked(plan, reply)
+                        if reply.text.strip():
+                            yield Draft(" ")
+                for event in self._combined(parts, plans, merged, t0):
+                    yield event
+                continue
             # The same retrieval as the sync path, in a worker thread (the retrievers here are
             # synchronous: their own ainvoke would do just that).
             docs = await run_in_executor(config, self._search, query, inp.get("k"), inp.get("mode"), config)
-            plan = await run_in_executor(config, self._plan, inp["question"], params, query, docs, t0,
+            plan = await run_in_executor(config, self._plan, question, params, query, docs, t0,
                                          time.perf_counter() - t0, inp.get("history", ()), inp.get("mode"))
             if plan.answer is not None:
                 for event in self._decided(plan, query):
                     yield event
                 continue
             yield Retrieved(plan.shown, False, query)
-            reply = _Reply()
-            astream: Any = self.llm.astream(plan.messages, config, **call_options(self.llm, params))
-            try:
-                async for chunk in astream:
-                    plan.timings.setdefault("decoder_first_token_s", time.perf_counter() - t0)
-                    if self._add(reply, chunk.text):
-                        break
-            finally:
-                await astream.aclose()
+            reply = Reply()
+            async for draft in self._awrite(plan, params, config, reply):
+                yield draft
             for event in self._finish(plan, reply):
                 yield event
+
+    async def _awrite(self, plan: Plan, params: DecodingParams, config: RunnableConfig,
+                      reply: Reply) -> AsyncIterator[Draft]:
+        astream: Any = self.llm.astream(plan.messages, config, **call_options(self.llm, params))
+        try:
+            async for chunk in astream:
+                plan.timings.setdefault("decoder_first_token_s", time.perf_counter() - plan.t0)
+                complete = self._add(reply, chunk.text)
+                if draft := self._draft(plan, reply):
+                    yield draft
+                if complete:
+                    break
+        finally:
+            await astream.aclose()
 
     # --- the API the CLI, the app and the HTTP server call ------------------------------------
 
@@ -390,7 +420,8 @@ class RagChain:
         params: DecodingParams | None = None,
         config: RunnableConfig | None = None,
     ) -> Iterator[ChainEvent]:
-        """Events in order: one ``Retrieved``, zero or more ``Token``, one ``Done``."""
+        """Events in order: one ``Retrieved``, zero or more ``Draft`` (the decoder's words as
+        written, unchecked), zero or more ``Token`` (the checked answer), one ``Done``."""
         return self.runnable.stream(self._input(question, history, k, mode, params), config)
 
     def astream(

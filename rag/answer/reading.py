@@ -18,6 +18,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+from rag.answer.answer_types import compatible
 from rag.answer.lookup import document_lookup, is_lookup, lookup, statement
 from rag.answer.span_scores import question_overlap, rescore
 from rag.answer.verify import Evidence, mask_injections, select_evidence
@@ -55,7 +56,9 @@ def read_sources(question: str, sources: Sequence[Source], reader: SpanReader, *
     t = time.perf_counter()
     masked = [mask_injections(s.text) for s in sources]
     looked_up = lookup(question, masked) or document_lookup(question, sources, masked)
-    spans = looked_up + reader.read(question, masked)
+    # A span of the wrong type ("population" asked, a place found) is no answer; when none
+    # of the right type is left, the passages do not answer.
+    spans = looked_up + [s for s in reader.read(question, masked) if compatible(question, s.text)]
     timings["read_s"] = time.perf_counter() - t
     if (not spans or spans[0].margin < min_margin
             or not supported_span(question, masked, spans[0], min_support)):

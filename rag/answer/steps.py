@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from langchain_core.documents import Document
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 
+from rag.answer.followups import resolve_follow_up
 from rag.settings import Settings
 from rag.types import DecodingParams, Source, heading_of
 
@@ -37,10 +38,15 @@ def is_follow_up(question: str) -> bool:
 
 
 def search_query(question: str, history: Sequence[tuple[str, str]]) -> str:
-    """The text to retrieve with: the question, plus the previous one for a follow-up.
+    """The text to retrieve with: a follow-up rewritten to name what the previous turns
+    were about (``rag.answer.followups``); one no rewrite fits, glued to the previous
+    question; any other question as asked.
 
     ``history`` holds (user question, assistant answer) turns, oldest first.
     """
+    resolved = resolve_follow_up(question, history)
+    if resolved != question:
+        return resolved
     if history and is_follow_up(question):
         return f"{history[-1][0].strip()} {question.strip()}"
     return question
